@@ -1,0 +1,46 @@
+-- Tables this package owns. Idempotent: safe to run before every task that writes to them.
+create schema if not exists {ops};
+
+create table if not exists {ops}.health_check_results (
+    id          bigserial primary key,
+    sweep_id    text        not null,
+    checked_at  timestamptz not null default now(),
+    component   text        not null,
+    check_name  text        not null,
+    subject     text        not null default '',
+    status      text        not null check (status in ('critical', 'warning', 'unknown', 'ok', 'skipped')),
+    value       numeric,
+    threshold   text,
+    message     text        not null,
+    details     jsonb       not null default '{{}}'
+);
+create index if not exists health_check_results_check_idx
+    on {ops}.health_check_results (check_name, subject, checked_at desc);
+create index if not exists health_check_results_sweep_idx on {ops}.health_check_results (sweep_id);
+
+create table if not exists {ops}.maintenance_audit (
+    id            bigserial primary key,
+    dag_id        text        not null,
+    run_id        text        not null,
+    task_id       text        not null,
+    action        text        not null,
+    target        text        not null default '',
+    dry_run       boolean     not null,
+    rows_affected bigint,
+    started_at    timestamptz not null,
+    finished_at   timestamptz,
+    outcome       text        not null,
+    details       jsonb       not null default '{{}}'
+);
+create index if not exists maintenance_audit_action_idx on {ops}.maintenance_audit (action, finished_at desc);
+
+-- Consumer-group offset history for the lag evaluator's window rules.
+create table if not exists {ops}.kafka_offset_samples (
+    sampled_at       timestamptz not null,
+    consumer_group   text        not null,
+    topic            text        not null,
+    partition        integer     not null,
+    committed_offset bigint,
+    log_end_offset   bigint      not null,
+    primary key (consumer_group, topic, partition, sampled_at)
+);

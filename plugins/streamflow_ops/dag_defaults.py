@@ -1,0 +1,22 @@
+"""Defaults every StreamFlow Ops DAG shares, so that DAG files stay pure wiring."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from airflow.sdk import Param
+
+OWNER = "streamflow-sre"
+START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+DEFAULT_ARGS = {
+    "owner": OWNER,
+    "retries": 2,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+}
+
+
+def dry_run_param(default: bool, what: str) -> Param:
+    return Param(
+        default, type="boolean", title="Dry run",
+        description=f"When on, {what}: report exactly what would happen and change nothing.",
+    )

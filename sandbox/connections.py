@@ -1,0 +1,28 @@
+"""Airflow connection and variable environment for a sandbox profile (AIRFLOW_CONN_*, AIRFLOW_VAR_*)."""
+from __future__ import annotations
+
+import json
+
+from sandbox import kafka, postgres
+from sandbox.proc import Layout
+
+# The sandbox runs one TaskManager; the runbook's production default is 2.
+SANDBOX_CONFIG = {"flink": {"expected_taskmanagers": 1}}
+
+
+def flink_rest_url(layout: Layout) -> str:
+    return f"http://127.0.0.1:{layout.flink_rest_port}"
+
+
+def airflow_env(layout: Layout) -> dict[str, str]:
+    return {
+        "AIRFLOW_CONN_STREAMFLOW_POSTGRES": postgres.dsn(layout),
+        "AIRFLOW_CONN_STREAMFLOW_KAFKA": json.dumps({
+            "conn_type": "kafka",
+            "extra": {"bootstrap.servers": kafka.bootstrap(layout), "socket.timeout.ms": 5000},
+        }),
+        "AIRFLOW_CONN_STREAMFLOW_FLINK": json.dumps({
+            "conn_type": "http", "host": "127.0.0.1", "port": layout.flink_rest_port, "schema": "http",
+        }),
+        "AIRFLOW_VAR_STREAMFLOW_OPS_CONFIG": json.dumps(SANDBOX_CONFIG),
+    }

@@ -1,0 +1,123 @@
+"""PostgreSQL from Debian's packages, run as the postgres user when we are root."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+from sandbox.proc import (Layout, SandboxError, ensure_port_free, running_group, spawn, stop_group,
+                          wait_until)
+
+PG_BIN = Path(os.environ.get("STREAMFLOW_PG_BIN", "/usr/lib/postgresql/15/bin"))
+USER = "streamflow"
+PASSWORD = "streamflow"
+DATABASE = "streamflow"
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    """Root cannot run postgres: drop to the postgres system user."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+def _check_binaries() -> None:
+    if not (PG_BIN / "postgres").exists():
+        hint = ("run `make pg-install` (apt-get install postgresql-15)" if os.geteuid() == 0
+                else "installing it needs root: ask an admin to run `apt-get install postgresql-15`, "
+                     "or set STREAMFLOW_PG_BIN to its bin folder")
+        raise SandboxError(f"postgres: server binaries not found in {PG_BIN}; {hint}")
+
+
+def _prepare_dir(path: Path) -> None:
+    """The data folder must belong to the user that runs postgres, and its parents must be traversable."""
+    if os.geteuid() != 0:
+        return
+    shutil.chown(path, "postgres", "postgres")
+    probe = subprocess.run(_as_postgres(["test", "-x", str(path)]), capture_output=True)
+    if probe.returncode != 0:
+        raise SandboxError(
+            f"postgres: the postgres user cannot reach {path}; give its parent folders o+x "
+            f"(chmod o+x ...) or set STREAMFLOW_SANDBOX_DIR to a folder under /tmp"
+        )
+
+
+def dsn(layout: Layout, database: str = DATABASE) -> str:
+    return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{layout.postgres_port}/{database}"
+
+
+def _paths(layout: Layout) -> tuple[Path, Path, Path, Path]:
+    base = layout.service_dir("postgres")
+    return base, base / "data", base / "postgres.pid", base / "postgres.log"
+
+
+def _connect(layout: Layout, database: str = "postgres"):
+    import psycopg
+
+    return psycopg.connect(dsn(layout, database), connect_timeout=2, autocommit=True)
+
+
+def _ready(layout: Layout) -> bool:
+    with _connect(layout) as conn:
+        conn.execute("select 1")
+    return True
+
+
+def start(layout: Layout, timeout: float = 30) -> None:
+    """Start (initialising on first use) and wait until it accepts our role's connections."""
+    base, data, pid_file, log_file = _paths(layout)
+    if running_group(pid_file) is not None:
+        wait_until(lambda: _ready(layout), timeout, "postgres", log_file, pid_file)
+        return
+    _check_binaries()
+    ensure_port_free(layout.postgres_port, "postgres")
+    sock_dir = base / "socket"
+    sock_dir.mkdir(exist_ok=True)
+    for path in (base, sock_dir):
+        _prepare_dir(path)
+    if not (data / "PG_VERSION").exists():
+        pwfile = base / "pwfile"
+        pwfile.write_text(PASSWORD + "\n")
+        if os.geteuid() == 0:
+            shutil.chown(pwfile, "postgres", "postgres")
+        result = subprocess.run(
+            _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-U", USER, "--pwfile", str(pwfile),
+                          "-A", "scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]),
+            capture_output=True, text=True,
+        )
+        pwfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            raise SandboxError(f"postgres: initdb failed: {result.stderr.strip().splitlines()[-1:]}")
+    if os.geteuid() == 0:
+        log_file.touch()
+        shutil.chown(log_file, "postgres", "postgres")
+    spawn(
+        _as_postgres([
+            str(PG_BIN / "postgres"), "-D", str(data), "-p", str(layout.postgres_port),
+            "-k", str(sock_dir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+            "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=100",
+            "-c", "shared_buffers=256MB", "-c", "max_wal_size=4GB", "-c", "track_io_timing=on",
+            "-c", "autovacuum=off",
+        ]),
+        pid_file, log_file,
+    )
+    wait_until(lambda: _ready(layout), timeout, "postgres", log_file, pid_file)
+    with _connect(layout) as conn:
+        if conn.execute("select 1 from pg_database where datname = %s", (DATABASE,)).fetchone() is None:
+            conn.execute(f'create database "{DATABASE}"')
+
+
+def stop(layout: Layout) -> bool:
+    """Fast shutdown (SIGINT): aborts sessions, writes a checkpoint, removes shared memory."""
+    _, _, pid_file, _ = _paths(layout)
+    return stop_group(pid_file, first_signal=signal.SIGINT)
+
+
+def status(layout: Layout) -> str:
+    _, _, pid_file, log_file = _paths(layout)
+    pgid = running_group(pid_file)
+    if pgid is None:
+        return "postgres: stopped"
+    return f"postgres: running (pgid {pgid}) on 127.0.0.1:{layout.postgres_port}, log {log_file}"

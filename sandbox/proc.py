@@ -1,0 +1,179 @@
+"""Process bookkeeping shared by every sandbox service.
+
+Each service runs in its own process group (start_new_session), its group id is written to a pid
+file, and stop signals that group only. Nothing is ever killed by name.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class SandboxError(RuntimeError):
+    """An environment problem, reported to the user as one actionable line."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a sandbox profile keeps its data and which loopback ports it uses."""
+
+    root: Path
+    port_base: int
+
+    @classmethod
+    def from_env(cls, default_dir: str = ".sandbox/dev", default_base: int = 45400) -> "Layout":
+        root = Path(os.environ.get("STREAMFLOW_SANDBOX_DIR", REPO / default_dir)).resolve()
+        base = int(os.environ.get("STREAMFLOW_SANDBOX_PORT_BASE", default_base))
+        return cls(root=root, port_base=base)
+
+    @property
+    def postgres_port(self) -> int:
+        return self.port_base + 32
+
+    @property
+    def kafka_port(self) -> int:
+        return self.port_base + 92
+
+    @property
+    def flink_rest_port(self) -> int:
+        return self.port_base + 81
+
+    @property
+    def flink_rpc_port(self) -> int:
+        return self.port_base + 23
+
+    @property
+    def flink_blob_port(self) -> int:
+        return self.port_base + 24
+
+    def service_dir(self, name: str) -> Path:
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def ensure_port_free(port: int, service: str) -> None:
+    if port_in_use(port):
+        raise SandboxError(
+            f"{service}: port {port} on 127.0.0.1 is already in use by another process; "
+            f"stop it or move the sandbox with STREAMFLOW_SANDBOX_PORT_BASE=<other base> "
+            f"(ports used: base+23..base+92)"
+        )
+
+
+def _read_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_group(pid_file: Path) -> int | None:
+    """The process group recorded in pid_file, if it still has live members."""
+    pgid = _read_pid(pid_file)
+    if pgid is not None and group_alive(pgid):
+        return pgid
+    pid_file.unlink(missing_ok=True)
+    return None
+
+
+def spawn(cmd: list[str], pid_file: Path, log_file: Path, env: dict | None = None,
+          cwd: Path | None = None) -> int:
+    """Start cmd in a new session (its own process group) and record the group id."""
+    log = open(log_file, "ab")
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True, env=env, cwd=cwd,
+    )
+    log.close()
+    pid_file.write_text(str(proc.pid))
+    return proc.pid
+
+
+def stop_group(pid_file: Path, first_signal: int = signal.SIGTERM, grace: float = 20.0) -> bool:
+    """Signal the recorded group, escalate to SIGKILL after grace seconds. True if one was running."""
+    pgid = running_group(pid_file)
+    if pgid is None:
+        return False
+    try:
+        os.killpg(pgid, first_signal)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and group_alive(pgid):
+        _reap(pgid)
+        time.sleep(0.1)
+    if group_alive(pgid):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and group_alive(pgid):
+            _reap(pgid)
+            time.sleep(0.05)
+    _reap(pgid)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _reap(pid: int) -> None:
+    """Collect an exited child of ours so that it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def wait_until(ready: Callable[[], bool], timeout: float, service: str, log_file: Path,
+               pid_file: Path | None = None, interval: float = 0.2) -> None:
+    """Poll ready() until it returns True; fail with the log's location otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if ready():
+                return
+        except Exception:  # noqa: BLE001 - any failure just means "not ready yet"
+            pass
+        if pid_file is not None and running_group(pid_file) is None:
+            raise SandboxError(
+                f"{service} exited during start-up; see its log: {log_file} "
+                f"(last line: {_last_line(log_file)})"
+            )
+        time.sleep(interval)
+    raise SandboxError(
+        f"{service} did not become ready within {timeout:.0f}s; see its log: {log_file} "
+        f"(last line: {_last_line(log_file)})"
+    )
+
+
+def _last_line(log_file: Path) -> str:
+    try:
+        lines = [ln for ln in log_file.read_text(errors="replace").splitlines() if ln.strip()]
+    except FileNotFoundError:
+        return "<no log>"
+    return lines[-1][:200] if lines else "<empty log>"

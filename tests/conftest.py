@@ -1,0 +1,112 @@
+"""Session-scoped fixtures that bring up the real local services a test asks for, and only those.
+
+Services run in their own sandbox profile (.sandbox/test, ports 45500+ unless STREAMFLOW_SANDBOX_* say
+otherwise). A service that was already running before the session is reused and left running.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("STREAMFLOW_SANDBOX_DIR", str(REPO / ".sandbox" / "test"))
+os.environ.setdefault("STREAMFLOW_SANDBOX_PORT_BASE", "45500")
+_AIRFLOW_HOME = Path(os.environ["STREAMFLOW_SANDBOX_DIR"]) / "airflow_home"
+os.environ.update({
+    "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__FERNET_KEY": "Q8PBtMoYn6TbjCHuFmlM2U1nuHOzBsVY6TJt6RbVJgI=",
+    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    "PGCONNECT_TIMEOUT": "5",
+})
+_AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+for key in [k for k in os.environ if k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))]:
+    del os.environ[key]  # tests state every connection they rely on
+
+from sandbox import connections, flink, kafka, postgres, seed  # noqa: E402
+from sandbox.proc import Layout  # noqa: E402
+
+TEMPLATE_DB = "streamflow_template"
+
+
+@pytest.fixture(scope="session")
+def sandbox_layout() -> Layout:
+    return Layout.from_env()
+
+
+def _service(module, layout: Layout):
+    """Start a sandbox service for the session; stop it afterwards only if this session started it."""
+    was_running = module.status(layout).split(":", 1)[1].strip().startswith("running")
+    module.start(layout)
+    return not was_running
+
+
+@pytest.fixture(scope="session")
+def postgres_service(sandbox_layout):
+    import psycopg
+
+    started = _service(postgres, sandbox_layout)
+    with psycopg.connect(postgres.dsn(sandbox_layout, "postgres"), autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{TEMPLATE_DB}" with (force)')
+        conn.execute(f'create database "{TEMPLATE_DB}"')
+    with psycopg.connect(postgres.dsn(sandbox_layout, TEMPLATE_DB), autocommit=True) as conn:
+        seed.seed_warehouse(conn)
+    yield sandbox_layout
+    if started:
+        postgres.stop(sandbox_layout)
+
+
+@pytest.fixture
+def warehouse_db(postgres_service, monkeypatch) -> str:
+    """A fresh copy of the seeded warehouse for one test; `streamflow_postgres` points at it."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin_dsn = postgres.dsn(postgres_service, "postgres")
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'create database "{name}" template "{TEMPLATE_DB}"')
+    dsn = postgres.dsn(postgres_service, name)
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_POSTGRES", dsn)
+    yield dsn
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="session")
+def kafka_service(sandbox_layout):
+    started = _service(kafka, sandbox_layout)
+    yield sandbox_layout
+    if started:
+        kafka.stop(sandbox_layout)
+
+
+@pytest.fixture(scope="session")
+def flink_service(sandbox_layout):
+    started = _service(flink, sandbox_layout)
+    yield sandbox_layout
+    if started:
+        flink.stop(sandbox_layout)
+
+
+@pytest.fixture
+def sandbox_connections(sandbox_layout, monkeypatch):
+    """AIRFLOW_CONN_* for every sandbox service (start the services with their own fixtures)."""
+    for key, value in connections.airflow_env(sandbox_layout).items():
+        monkeypatch.setenv(key, value)
+    return sandbox_layout
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """An initialised metadata database (SQLite in AIRFLOW_HOME) for dag.test()."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
+                   env=os.environ.copy(), timeout=300)
+    return _AIRFLOW_HOME

@@ -10,6 +10,15 @@ from sandbox.proc import Layout
 SANDBOX_CONFIG = {"flink": {"expected_taskmanagers": 1}}
 
 
+def sandbox_config(layout: Layout) -> dict:
+    """The streamflow_ops_config overrides for a sandbox profile: its own backup and log folders."""
+    return {
+        **SANDBOX_CONFIG,
+        "backup": {"folder": str(layout.root / "backups")},
+        "housekeeping": {"log_folder": str(layout.root / "airflow_home" / "logs")},
+    }
+
+
 def flink_rest_url(layout: Layout) -> str:
     return f"http://127.0.0.1:{layout.flink_rest_port}"
 
@@ -24,5 +33,5 @@ def airflow_env(layout: Layout) -> dict[str, str]:
         "AIRFLOW_CONN_STREAMFLOW_FLINK": json.dumps({
             "conn_type": "http", "host": "127.0.0.1", "port": layout.flink_rest_port, "schema": "http",
         }),
-        "AIRFLOW_VAR_STREAMFLOW_OPS_CONFIG": json.dumps(SANDBOX_CONFIG),
+        "AIRFLOW_VAR_STREAMFLOW_OPS_CONFIG": json.dumps(sandbox_config(layout)),
     }

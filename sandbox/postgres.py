@@ -1,6 +1,7 @@
 """PostgreSQL from Debian's packages, run as the postgres user when we are root."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -49,8 +50,36 @@ def dsn(layout: Layout, database: str = DATABASE) -> str:
 
 
 def _paths(layout: Layout) -> tuple[Path, Path, Path, Path]:
-    base = layout.service_dir("postgres")
+    base = _base(layout)
     return base, base / "data", base / "postgres.pid", base / "postgres.log"
+
+
+def _base(layout: Layout) -> Path:
+    """The profile's postgres folder; if the postgres user cannot reach it (a clone under /root, say),
+    a folder under /var/tmp named after the profile, which `stop` and later runs find the same way."""
+    base = layout.service_dir("postgres")
+    if os.geteuid() != 0 or _traversable_by_postgres(base):
+        return base
+    digest = hashlib.sha1(str(layout.root).encode()).hexdigest()[:12]
+    fallback = Path("/var/tmp") / f"streamflow-sandbox-{digest}" / "postgres"
+    fallback.mkdir(parents=True, exist_ok=True)
+    for folder in (fallback.parent, fallback):
+        folder.chmod(0o755)
+    return fallback
+
+
+def _traversable_by_postgres(path: Path) -> bool:
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & 0o001 and parent.stat().st_uid != _postgres_uid():
+            return False
+    return True
+
+
+def _postgres_uid() -> int:
+    import pwd
+
+    return pwd.getpwnam("postgres").pw_uid
 
 
 def _connect(layout: Layout, database: str = "postgres"):

@@ -69,5 +69,11 @@ sandbox-status:
 sandbox-env:
 	@$(PY) -m sandbox env
 
+# --- the Airflow UI: sandbox + airflow standalone on 127.0.0.1 ---------------------------------
+ui: venv system-deps
+	@$(PY) -m scripts.ui start
+ui-stop:
+	@$(PY) -m scripts.ui stop
+
 clean: sandbox-stop
 	rm -rf .sandbox

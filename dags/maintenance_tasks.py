@@ -1,45 +1,79 @@
-"""The nightly maintenance window (runbook section 2)."""
+"""The nightly maintenance window (runbook section 2), 03:00 UTC, one run at a time."""
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from datetime import timedelta
+
+from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, chain, dag
 
 from streamflow_ops.dag_defaults import DEFAULT_ARGS, START_DATE, dry_run_param
+from streamflow_ops.maintenance.operators import BronzeRetentionOperator, GoldRefreshOperator, VacuumOperator
+from streamflow_ops.maintenance.steps import preflight, report, slot, task_ids
 
-
-@dag(
-    dag_id="maintenance_tasks",
-    schedule="0 3 * * *",
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["streamflow", "maintenance"],
-    params={"dry_run": dry_run_param(False, "every step only reports")},
-    doc_md="""
-### Nightly maintenance window (03:00 UTC)
-Replaces the runbook's manual nightly routine (section 2).
-
-1. **preflight**: connects to PostgreSQL, Kafka and Flink and reports each.
-""",
+# Expected 20-30 min: 45 min after the run was queued, #streamflow-alerts hears about it.
+WINDOW_DEADLINE = DeadlineAlert(
+    reference=DeadlineReference.DAGRUN_QUEUED_AT,
+    interval=timedelta(minutes=45),
+    callback=AsyncCallback(SlackWebhookNotifier, kwargs={
+        "slack_webhook_conn_id": "slack_streamflow_alerts",
+        "text": ":warning: maintenance_tasks has run for 45 minutes (expected 20-30): check the window "
+                "(runbook section 2) before it collides with the morning load.",
+    }),
 )
-def maintenance_tasks():
-    @task
-    def preflight() -> list[dict]:
-        from streamflow_ops.config import get_config
-        from streamflow_ops.preflight import service_checks
 
-        return [r.to_dict() for r in service_checks(get_config())]
+DOC = """
+### Nightly maintenance window (03:00 UTC)
+The runbook's manual nightly routine (section 2), automatic, safe and audited. One run at a time
+(`max_active_runs=1`), no catchup, a deadline alert to Slack 45 minutes after the run was queued.
+Trigger with `{"dry_run": true}` to see what every step would do without changing anything.
 
-    @task
-    def report(results: list[dict]) -> str:
-        from streamflow_ops.report import format_checks
-        from streamflow_ops.results import CheckResult
+| step | what | runbook |
+|---|---|---|
+| `preflight` | PostgreSQL, Kafka and Flink reachable; the gate: replication lag <= 100 MB, connections < 95 %, no other maintenance run holding the advisory lock, no backup running | 2 (before you start) |
+| `bronze_retention` | deletes promoted `bronze.transactions` rows older than 7 days (from the logical date); whole partitions when partitioned; unpromoted rows are kept and reported | 2.2 |
+| `vacuum` | `VACUUM (ANALYZE)` on the tables with many dead tuples; `FREEZE` near wraparound | 2.1 |
+| `gold_refresh` | refreshes the gold materialized views in dependency order, `CONCURRENTLY` where possible | 2.3 |
+| `backup` | slot: the backup step (issue 4) | 2.4 |
+| `housekeeping` | slot: Airflow log and metadata cleanup (issue 4) | 2.5 |
+| `report` | one report of every step: task log, XCom `return_value`, Slack `slack_streamflow_alerts` | 2 (after) |
 
-        text = format_checks("maintenance preflight", [CheckResult.from_dict(r) for r in results])
-        print(text)
-        return text
+Each destructive step re-checks the gate and takes the PostgreSQL advisory lock itself; when it
+cannot, it is **skipped** with the reason in the report, and changes nothing. Every action writes a
+row to `ops.maintenance_audit`. The same operators run the manual DAGs `bronze_retention`,
+`postgres_vacuum` and `gold_refresh`. A failed step fails the run after the report is sent.
+"""
 
-    report(preflight())
+
+def build(deadline: DeadlineAlert | None = WINDOW_DEADLINE):
+    """The window DAG. Tests build it without the deadline: dag.test() on 3.3.2 crashes on a DAG with one."""
+
+    @dag(
+        dag_id="maintenance_tasks",
+        schedule="0 3 * * *",
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        deadline=deadline,
+        default_args=DEFAULT_ARGS,
+        tags=["streamflow", "maintenance"],
+        params={"dry_run": dry_run_param(False, "every step only reports")},
+        doc_md=DOC,
+    )
+    def maintenance_tasks():
+        retention = BronzeRetentionOperator(task_id="bronze_retention")
+        vacuum = VacuumOperator(task_id="vacuum", trigger_rule="all_done")
+        gold = GoldRefreshOperator(task_id="gold_refresh", trigger_rule="all_done")
+        # ==== SLOTS: backup and Airflow housekeeping (issue 4) =====================================
+        # Replace each line with the real step (operator, TaskFlow call or task group) from
+        # streamflow_ops.backup / streamflow_ops.housekeeping. Give it trigger_rule="all_done" and let
+        # its last task return a CheckResult dict: the report reads it from XCom.
+        backup = slot("backup", "streamflow_ops.backup")
+        housekeeping = slot("housekeeping", "streamflow_ops.housekeeping")
+        # ============================================================================================
+        steps = [retention, vacuum, gold, backup, housekeeping]
+        chain(preflight(), *steps, report(task_ids(*steps)))
+
+    return maintenance_tasks()
 
 
-maintenance_tasks()
+dag = build()

@@ -19,10 +19,6 @@ def sandbox_config(layout: Layout) -> dict:
     }
 
 
-def flink_rest_url(layout: Layout) -> str:
-    return f"http://127.0.0.1:{layout.flink_rest_port}"
-
-
 def airflow_env(layout: Layout) -> dict[str, str]:
     return {
         "AIRFLOW_CONN_STREAMFLOW_POSTGRES": postgres.dsn(layout),

@@ -94,8 +94,12 @@ def _ready(layout: Layout) -> bool:
     return True
 
 
-def start(layout: Layout, timeout: float = 30) -> None:
-    """Start (initialising on first use) and wait until it accepts our role's connections."""
+def start(layout: Layout, timeout: float = 30, settings: dict[str, str] | None = None) -> None:
+    """Start (initialising on first use) and wait until it accepts our role's connections.
+
+    settings: extra server settings (-c name=value) that win over the defaults below, e.g. a small
+    max_connections for a test; applied only when this call starts the server.
+    """
     base, data, pid_file, log_file = _paths(layout)
     if running_group(pid_file) is not None:
         wait_until(lambda: _ready(layout), timeout, "postgres", log_file, pid_file)
@@ -129,6 +133,7 @@ def start(layout: Layout, timeout: float = 30) -> None:
             "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=100",
             "-c", "shared_buffers=256MB", "-c", "max_wal_size=4GB", "-c", "track_io_timing=on",
             "-c", "autovacuum=off",
+            *(arg for name, value in (settings or {}).items() for arg in ("-c", f"{name}={value}")),
         ]),
         pid_file, log_file,
     )

@@ -44,3 +44,4 @@ create table if not exists {ops}.kafka_offset_samples (
     log_end_offset   bigint      not null,
     primary key (consumer_group, topic, partition, sampled_at)
 );
+create index if not exists kafka_offset_samples_sampled_at_idx on {ops}.kafka_offset_samples (sampled_at);

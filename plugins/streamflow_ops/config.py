@@ -85,6 +85,11 @@ class BackupConfig(Section):
     cnpg_plugin_name: str | None = None
     timeout_s: PositiveInt = 3_600
     poll_interval_s: Positive = 15
+    pg_bin_dir: str = "/usr/lib/postgresql/15/bin"
+    # A dump of views/matviews is only restorable with what they read: add those schemas to the dump.
+    include_dependencies: bool = True
+    lock_wait_timeout_s: PositiveInt = 60
+    statement_timeout_s: PositiveInt = 3_600
 
 
 class HousekeepingConfig(Section):
@@ -95,6 +100,8 @@ class HousekeepingConfig(Section):
     kubernetes_namespace: KubeName = "streamflow-orchestration"
     scheduler_image: str = ""
     metadata_secret: KubeName = "airflow-metadata"
+    metadata_secret_key: str = "connection"
+    pod_startup_timeout_s: PositiveInt = 300
 
 
 class KafkaConfig(Section):
@@ -145,6 +152,8 @@ class PostgresChecksConfig(Section):
     wraparound_critical: PositiveInt = 1_000_000_000
     backup_age_warning_h: Positive = 26
     backup_age_critical_h: Positive = 50
+    # Each check's query gets this statement_timeout, so one slow catalog query cannot stall the sweep.
+    statement_timeout_s: PositiveInt = 10
 
 
 class KubernetesConfig(Section):
@@ -158,7 +167,14 @@ class KubernetesConfig(Section):
     cnpg_namespace: KubeName = "streamflow-data"
     flink_deployment: KubeName = "fraud-detection"
     flink_namespace: KubeName = "streamflow-processing"
+    # Without a FlinkDeployment CR, the JobManager/TaskManager Deployments matching this selector are checked.
+    flink_fallback_selector: str = "component in (jobmanager,taskmanager)"
+    # Restarts count as "restarting" only while the last one is this recent; old restarts are history.
+    restart_window_h: PositiveInt = 24
+    # A pod must be not Ready this long before it is reported (rollouts and starts are not problems).
+    not_ready_grace_s: Annotated[int, Field(ge=0)] = 300
     request_timeout_s: Positive = 10
+    connect_timeout_s: Positive = 3
 
 
 class AirflowApiConfig(Section):
@@ -168,7 +184,15 @@ class AirflowApiConfig(Section):
     heartbeat_warning_s: PositiveInt = 60
     heartbeat_critical_s: PositiveInt = 300
     consecutive_failures_critical: PositiveInt = 3
+    failed_runs_window_h: PositiveInt = 24
     request_timeout_s: Positive = 10
+    connect_timeout_s: Positive = 3
+
+    @model_validator(mode="after")
+    def _bands_ordered(self) -> "AirflowApiConfig":
+        if self.heartbeat_warning_s >= self.heartbeat_critical_s:
+            raise ValueError("heartbeat_warning_s must be below heartbeat_critical_s")
+        return self
 
 
 class MonitoringConfig(Section):
@@ -177,6 +201,7 @@ class MonitoringConfig(Section):
     grafana_conn_id: ConnId = "streamflow_grafana"
     pushgateway_conn_id: ConnId = "streamflow_pushgateway"
     request_timeout_s: Positive = 10
+    connect_timeout_s: Positive = 3
 
 
 class BusinessConfig(Section):

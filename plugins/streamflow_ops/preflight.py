@@ -1,11 +1,25 @@
-"""Preflight of the maintenance window: is every service there, and is it safe to change data?"""
+"""Preflight of the maintenance window: is every service there, and is it safe to change data?
+
+The gate (`gate_checks` / `evaluate_gate` / `blocking_reason`) is what every destructive step asks
+right before it acts: PostgreSQL reachable, replication lag and connection usage under the critical
+thresholds, no other maintenance run holding the advisory lock, and no backup running.
+"""
 from __future__ import annotations
 
-from streamflow_ops.config import StreamflowOpsConfig
+import logging
+from dataclasses import dataclass, field
+
+from streamflow_ops.config import PostgresChecksConfig, StreamflowOpsConfig
 from streamflow_ops.flink.checks import job_running
 from streamflow_ops.kafka.checks import broker_reachable
-from streamflow_ops.postgres.checks import reachable
-from streamflow_ops.results import CheckResult, guarded
+from streamflow_ops.postgres.checks import evaluate_connections, evaluate_replication_lag, reachable
+from streamflow_ops.postgres.connection import warehouse_connection
+from streamflow_ops.postgres.locks import lock_holder
+from streamflow_ops.results import CheckResult, Status, guarded
+from streamflow_ops.runbook import section
+from streamflow_ops.sqlfiles import load_sql
+
+log = logging.getLogger(__name__)
 
 
 def service_checks(config: StreamflowOpsConfig) -> list[CheckResult]:
@@ -15,3 +29,84 @@ def service_checks(config: StreamflowOpsConfig) -> list[CheckResult]:
                         ("flink.job_running", job_running)):
         results += guarded(name, lambda probe=probe: probe(config))
     return results
+
+
+# --- HOOK: "a backup is running" (provided by the backup issue) ------------------------------------
+def backup_running(config: StreamflowOpsConfig) -> str | None:
+    """Why a backup blocks maintenance right now, or None.
+
+    The backup subsystem provides `streamflow_ops.backup.status.backup_in_progress(config) -> str | None`.
+    Until it exists (ImportError) there is no backup to wait for.
+    """
+    try:
+        from streamflow_ops.backup.status import backup_in_progress
+    except ImportError:
+        return None
+    return backup_in_progress(config)
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateSnapshot:
+    """What the gate saw on the warehouse (probe output, evaluated by `evaluate_gate`)."""
+
+    connections: dict  # used, max_connections, superuser_reserved (health_connections.sql)
+    replicas: list[dict] = field(default_factory=list)  # replica, state, lag_bytes (health_replication_lag.sql)
+    lock_holder: str | None = None
+    backup: str | None = None
+    backup_error: str | None = None
+
+
+def _dict_rows(conn, name: str) -> list[dict]:
+    cur = conn.execute(load_sql(name))
+    return [dict(zip([c.name for c in cur.description], row)) for row in cur.fetchall()]
+
+
+def read_gate(conn, config: StreamflowOpsConfig, *, with_lock_holder: bool = True) -> GateSnapshot:
+    """Probe: the health checks' connection and lag queries, the lock holder, and the backup hook."""
+    backup = backup_error = None
+    try:
+        backup = backup_running(config)
+    except Exception as exc:  # noqa: BLE001 - an unknown backup state must block, not crash
+        backup_error = f"{type(exc).__name__}: {exc}"[:300]
+    return GateSnapshot(connections=_dict_rows(conn, "health_connections.sql")[0],
+                        replicas=_dict_rows(conn, "health_replication_lag.sql"),
+                        lock_holder=lock_holder(conn) if with_lock_holder else None,
+                        backup=backup, backup_error=backup_error)
+
+
+def evaluate_gate(snap: GateSnapshot, cfg: PostgresChecksConfig) -> list[CheckResult]:
+    """Pure: the gate's verdicts (the health checks' evaluators plus lock and backup).
+
+    Critical or unknown blocks destructive steps: connections >= 95 %, lag > 100 MB by default.
+    """
+    results = [evaluate_connections(**snap.connections, cfg=cfg), evaluate_replication_lag(snap.replicas, cfg)]
+    if snap.lock_holder:
+        results.append(CheckResult("maintenance.lock", Status.CRITICAL, runbook=section("maintenance.lock"),
+                                   message=f"another maintenance run holds the advisory lock: {snap.lock_holder}"))
+    if snap.backup_error:
+        results.append(CheckResult("maintenance.backup_running", Status.UNKNOWN, runbook=section("maintenance.backup"),
+                                   message=f"cannot tell whether a backup is running: {snap.backup_error}"))
+    elif snap.backup:
+        results.append(CheckResult("maintenance.backup_running", Status.CRITICAL, runbook=section("maintenance.backup"),
+                                   message=f"a backup is running: {snap.backup}"))
+    return results
+
+
+def blocking_reason(results: list[CheckResult]) -> str | None:
+    """Pure: why destructive steps must not run (critical or unknown verdicts), or None."""
+    blockers = [r for r in results if r.status in (Status.CRITICAL, Status.UNKNOWN)]
+    return "; ".join(f"{r.check_name}: {r.message}" for r in blockers) or None
+
+
+def gate_checks(config: StreamflowOpsConfig) -> list[CheckResult]:
+    """The gate as the window's preflight reports it; an unreachable warehouse is one critical result."""
+    try:
+        with warehouse_connection(config.warehouse, statement_timeout_s=config.warehouse.connect_timeout_s) as conn:
+            snap = read_gate(conn, config)
+    except Exception as exc:  # noqa: BLE001 - unreachable or failing: destructive steps must not run
+        log.warning("maintenance gate probe failed: %s", exc)
+        return [CheckResult("maintenance.gate", Status.UNKNOWN, runbook=section("postgres.reachable"),
+                            message=f"cannot read the maintenance gate from PostgreSQL "
+                                    f"({config.warehouse.conn_id}): {type(exc).__name__}: {str(exc).strip()[:300]}")]
+    return evaluate_gate(snap, config.postgres_checks)

@@ -78,3 +78,18 @@ def skipped(check_name: str, conn_id: str, runbook: str = "") -> CheckResult:
     """A check family whose connection is not defined: reported, never read as healthy."""
     return CheckResult(check_name, Status.SKIPPED, runbook=runbook,
                        message=f"not configured: Airflow connection '{conn_id}' is not defined")
+
+
+def banded(value: float, warning_at: float, critical_at: float, inclusive: bool = True) -> Status:
+    """Status of a higher-is-worse value against the runbook's two bands.
+
+    inclusive=True: a value equal to a band's edge is in that band (">= 80%"); False: only above it ("> 10%").
+    """
+    def reached(edge: float) -> bool:
+        return value >= edge if inclusive else value > edge
+
+    if reached(critical_at):
+        return Status.CRITICAL
+    if reached(warning_at):
+        return Status.WARNING
+    return Status.OK

@@ -35,6 +35,8 @@ SECTIONS: dict[str, str] = {
     "maintenance.gold_refresh": "Runbook 2.3 Maintenance: gold materialized views",
     "maintenance.backup": "Runbook 2.4 Maintenance: backups (CloudNativePG, pg_dump)",
     "maintenance.housekeeping": "Runbook 2.5 Maintenance: Airflow log and metadata cleanup",
+    "maintenance.lock": "Runbook 2 Maintenance: one window at a time - wait for the other run or check who holds the lock",
+    "maintenance.preflight": "Runbook 2 Maintenance: the window's preflight - fix the blocker, then clear the step",
 }
 
 

@@ -24,10 +24,14 @@ def _text(name: str) -> str:
     return (sql_dir() / name).read_text()
 
 
-def load_sql(name: str, **identifiers: str | tuple[str, ...]) -> sql.Composed:
-    """The file's statement with each {key} replaced by a quoted identifier (a tuple means schema.name)."""
+def load_sql(name: str, **identifiers: str | tuple[str, ...] | sql.Composable) -> sql.Composed:
+    """The file's statement with each {key} replaced by a quoted identifier (a tuple means schema.name).
+
+    A value that is already a psycopg Composable (e.g. a fixed keyword list) is used as it is.
+    """
     quoted = {
-        key: sql.Identifier(*value) if isinstance(value, tuple) else sql.Identifier(value)
+        key: value if isinstance(value, sql.Composable)
+        else sql.Identifier(*value) if isinstance(value, tuple) else sql.Identifier(value)
         for key, value in identifiers.items()
     }
     return sql.SQL(_text(name)).format(**quoted)

@@ -1,24 +1,22 @@
 """The Flink sandbox against a real local cluster: start, checkpoints, failing checkpoints, cancel, stop.
 
-Runs its own cluster in a temporary layout (own data dir; ports from STREAMFLOW_SANDBOX_PORT_BASE).
+Runs its own cluster in a temporary profile (own data dir, ports 46100+), not the session fixture's.
 """
 from __future__ import annotations
-
-import os
 
 import pytest
 import requests
 
 from sandbox import flink
-from sandbox.proc import Layout, group_alive, port_in_use, running_group, wait_until
+from sandbox.proc import Layout, SandboxError, group_alive, port_in_use, running_group, wait_until
 
 pytestmark = pytest.mark.flink
 
 
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory):
-    layout = Layout(root=tmp_path_factory.mktemp("flink-sandbox"),
-                    port_base=int(os.environ.get("STREAMFLOW_SANDBOX_PORT_BASE", "46100")))
+    # A private profile on its own ports: never the session's shared cluster.
+    layout = Layout(root=tmp_path_factory.mktemp("flink-sandbox"), port_base=46100)
     flink.start(layout)
     yield layout
     flink.stop(layout)
@@ -44,6 +42,7 @@ def test_start_leaves_fraud_job_running_with_a_completed_checkpoint(layout):
     assert config["state_backend"] == "HashMapStateBackend"
     assert config["checkpoint_storage"] == "FileSystemCheckpointStorage"
     assert any((layout.root / "flink" / "checkpoints" / jobs[0]["jid"]).glob("chk-*"))
+    assert flink.status(layout).startswith("flink: running")
     assert f"{flink.JOB_NAME} RUNNING" in flink.status(layout)
 
 
@@ -88,3 +87,11 @@ def test_stop_leaves_no_process_and_frees_ports(layout):
     assert flink.status(layout) == "flink: stopped"
     assert not any(port_in_use(port) for port in
                    (layout.flink_rest_port, layout.flink_rpc_port, layout.flink_blob_port))
+
+
+def test_missing_java_is_one_actionable_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+
+    with pytest.raises(SandboxError, match=r"java not found: install a JDK 17 \(apt-get install"):
+        flink.start(Layout(root=tmp_path, port_base=46100))

@@ -1,22 +1,94 @@
-"""Kafka health checks (probe + evaluator)."""
+"""Kafka health checks: one metadata probe feeds four evaluators; the lag reader feeds kafka.consumer_lag.
+
+`run_checks` is the family interface the health sweep calls; `broker_reachable` stays on its own for
+the maintenance preflight.
+"""
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta, timezone
+
 from streamflow_ops.config import StreamflowOpsConfig
-from streamflow_ops.results import CheckResult, Status
+from streamflow_ops.connections import connection_defined
+from streamflow_ops.kafka import evaluators
+from streamflow_ops.kafka.lag import admin_client, cluster_view, read_group_offsets
+from streamflow_ops.kafka.model import GroupOffsets, OffsetSample
+from streamflow_ops.kafka.samples import load_samples, prune_samples, store_samples
+from streamflow_ops.results import CheckResult, Status, guarded, skipped
 from streamflow_ops.runbook import section
+
+log = logging.getLogger(__name__)
+
+CHECKS = ("kafka.broker_reachable", "kafka.topics_present", "kafka.partition_leaders",
+          "kafka.under_replicated", "kafka.consumer_lag")
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 def broker_reachable(config: StreamflowOpsConfig) -> CheckResult:
     """kafka.broker_reachable: metadata from the cluster through KafkaAdminClientHook."""
-    from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
-
-    name = "kafka.broker_reachable"
     try:
-        admin = KafkaAdminClientHook(kafka_config_id=config.kafka.conn_id).get_conn
-        metadata = admin.list_topics(timeout=config.kafka.request_timeout_s)
+        view = cluster_view(admin_client(config.kafka.conn_id), config.kafka.request_timeout_s)
     except Exception as exc:  # noqa: BLE001 - no answer is the finding
-        return CheckResult(name, Status.CRITICAL, runbook=section(name),
-                           message=f"KafkaBrokerDown: no answer from {config.kafka.conn_id}: "
-                                   f"{type(exc).__name__}: {str(exc)[:300]}")
-    return CheckResult(name, Status.OK, value=len(metadata.brokers), runbook=section(name),
-                       message=f"{len(metadata.brokers)} broker(s) answer, {len(metadata.topics)} topics")
+        return evaluators.broker_unreachable(config.kafka.conn_id, _error(exc))
+    return evaluators.broker_reachable(view)
+
+
+def run_checks(config: StreamflowOpsConfig, now: datetime | None = None) -> list[CheckResult]:
+    """Every kafka.* check; skipped without the connection; one failing check is unknown, never raises."""
+    cfg = config.kafka
+    if not connection_defined(cfg.conn_id):
+        return [skipped(name, cfg.conn_id, section(name)) for name in CHECKS]
+    now = now or datetime.now(timezone.utc)
+    try:
+        admin = admin_client(cfg.conn_id)
+        view = cluster_view(admin, cfg.request_timeout_s)
+    except Exception as exc:  # noqa: BLE001 - the broker is down: say so once, the rest is unknown
+        error = _error(exc)
+        return [evaluators.broker_unreachable(cfg.conn_id, error)] + [
+            CheckResult(name, Status.UNKNOWN, f"not measured, the broker does not answer: {error}",
+                        runbook=section(name)) for name in CHECKS[1:4]] + [
+            CheckResult("kafka.consumer_lag", Status.UNKNOWN, f"{group}: lag unknown, the broker does not "
+                        f"answer: {error}", subject=group, runbook=section("kafka.consumer_lag"))
+            for group in cfg.consumer_groups]
+    results = [evaluators.broker_reachable(view)]
+    for name, evaluate in (("kafka.topics_present", lambda: evaluators.topics_present(view, cfg.topics)),
+                           ("kafka.partition_leaders", lambda: evaluators.partition_leaders(view)),
+                           ("kafka.under_replicated", lambda: evaluators.under_replicated(view))):
+        results += guarded(name, evaluate, runbook=section(name))
+    results += guarded("kafka.consumer_lag", lambda: consumer_lag(config, admin, now),
+                       runbook=section("kafka.consumer_lag"))
+    return results
+
+
+def consumer_lag(config: StreamflowOpsConfig, admin, now: datetime) -> list[CheckResult]:
+    """One kafka.consumer_lag result per configured group: read, remember, judge the window."""
+    cfg = config.kafka
+    try:
+        reads = read_group_offsets(admin, cfg.consumer_groups, cfg.request_timeout_s, now)
+    except Exception as exc:  # noqa: BLE001 - a broker timeout is unknown, never ok
+        reads = {g: GroupOffsets(g, now, error=_error(exc)) for g in cfg.consumer_groups}
+    history, note = sample_history(config, list(reads.values()), now)
+    return [evaluators.consumer_lag(reads[g], history.get(g, ()), cfg, now, note) for g in cfg.consumer_groups]
+
+
+def sample_history(config: StreamflowOpsConfig, reads: list[GroupOffsets],
+                   now: datetime) -> tuple[dict[str, list[OffsetSample]], str | None]:
+    """Store this read, prune past the horizon, load each group's history. Without PostgreSQL the
+    bands still apply, so a store failure becomes a note on the result instead of an unknown."""
+    from streamflow_ops.postgres.connection import warehouse_connection
+    from streamflow_ops.store import ensure_ops_schema
+
+    cfg, ops = config.kafka, config.warehouse.ops_schema
+    try:
+        with warehouse_connection(config.warehouse, statement_timeout_s=30) as conn:
+            ensure_ops_schema(conn, ops)
+            store_samples(conn, reads, ops)
+            prune_samples(conn, now - timedelta(hours=cfg.sample_horizon_hours), ops)
+            since = now - timedelta(hours=cfg.sample_horizon_hours)
+            return {r.group: load_samples(conn, r.group, since, now, ops) for r in reads if r.error is None}, None
+    except Exception as exc:  # noqa: BLE001
+        log.warning("kafka offset samples unavailable: %s", exc)
+        return {}, f"window rules skipped, sample store unavailable: {_error(exc)}"

@@ -1,21 +1,212 @@
-"""PostgreSQL health checks (probe + evaluator). The sweep and the maintenance preflight use them."""
+"""PostgreSQL health checks. Evaluators are pure (rows in, CheckResult out); probes only fetch rows.
+
+The sweep calls `run_checks`; the maintenance preflight imports `reachable`.
+"""
 from __future__ import annotations
 
-from streamflow_ops.config import StreamflowOpsConfig
-from streamflow_ops.postgres.connection import warehouse_connection
-from streamflow_ops.results import CheckResult, Status
-from streamflow_ops.runbook import section
+from datetime import datetime, timezone
+from typing import Any, Sequence
 
+from streamflow_ops.config import PostgresChecksConfig, StreamflowOpsConfig
+from streamflow_ops.connections import connection_defined
+from streamflow_ops.postgres.connection import warehouse_connection
+from streamflow_ops.results import CheckResult, Status, banded, guarded, skipped
+from streamflow_ops.runbook import section
+from streamflow_ops.sqlfiles import load_sql
+
+REACHABLE = "postgres.reachable"
+CONNECTIONS = "postgres.connections"
+REPLICATION_LAG = "postgres.replication_lag"
+DEAD_TUPLES = "postgres.dead_tuples"
+LONG_QUERIES = "postgres.long_running_queries"
+WRAPAROUND = "postgres.txid_wraparound"
+BACKUP_AGE = "postgres.backup_age"
+CHECKS = (REACHABLE, CONNECTIONS, REPLICATION_LAG, DEAD_TUPLES, LONG_QUERIES, WRAPAROUND, BACKUP_AGE)
+MB = 1024 * 1024
+
+
+def _result(name: str, status: Status, message: str, **kwargs: Any) -> CheckResult:
+    return CheckResult(name, status, message, runbook=section(name), **kwargs)
+
+
+# --- evaluators (pure) ------------------------------------------------------------------------
+
+def evaluate_connections(used: int, max_connections: int, superuser_reserved: int,
+                         cfg: PostgresChecksConfig) -> CheckResult:
+    pct = 100.0 * used / max_connections
+    status = banded(pct, cfg.connections_warning_pct, cfg.connections_critical_pct)
+    return _result(CONNECTIONS, status, value=round(pct, 1),
+                   threshold=f"warning >= {cfg.connections_warning_pct:g}%, critical >= {cfg.connections_critical_pct:g}%",
+                   message=f"{used} of max_connections={max_connections} in use ({pct:.0f}%); "
+                           f"{superuser_reserved} of them reserved for superusers",
+                   details={"used": used, "max_connections": max_connections,
+                            "superuser_reserved": superuser_reserved})
+
+
+def evaluate_replication_lag(replicas: Sequence[dict], cfg: PostgresChecksConfig) -> CheckResult:
+    threshold = (f"warning >= {cfg.replication_lag_warning_bytes / MB:g} MB, "
+                 f"critical > {cfg.replication_lag_critical_bytes / MB:g} MB")
+    if not replicas:
+        return _result(REPLICATION_LAG, Status.OK, "no streaming replicas attached: nothing to lag",
+                       value=0, threshold=threshold, details={"replicas": []})
+    lags = [r["lag_bytes"] for r in replicas if r["lag_bytes"] is not None]
+    if not lags:
+        return _result(REPLICATION_LAG, Status.UNKNOWN, threshold=threshold, details={"replicas": list(replicas)},
+                       message="replicas attached but no replay position reported (is this a standby?)")
+    worst_lag = max(lags)
+    status = banded(worst_lag, cfg.replication_lag_warning_bytes, cfg.replication_lag_critical_bytes + 1)
+    laggard = max((r for r in replicas if r["lag_bytes"] is not None), key=lambda r: r["lag_bytes"])
+    return _result(REPLICATION_LAG, status, value=worst_lag, threshold=threshold,
+                   message=f"{len(replicas)} replica(s); worst replay lag {worst_lag / MB:.1f} MB "
+                           f"({laggard['replica'] or 'unnamed'}, {laggard['state']})",
+                   details={"replicas": list(replicas)})
+
+
+def evaluate_dead_tuples(tables: Sequence[dict], cfg: PostgresChecksConfig) -> list[CheckResult]:
+    """One result per table, so that a table's recovery is seen as a resolution."""
+    threshold = f"warning > {cfg.dead_tuples_warning:,}"
+    if not tables:
+        return [_result(DEAD_TUPLES, Status.OK, threshold=threshold,
+                        message=f"no tables in schemas {', '.join(cfg.dead_tuples_schemas)}")]
+    results = []
+    for t in tables:
+        dead = t["n_dead_tup"]
+        bloated = dead > cfg.dead_tuples_warning
+        results.append(_result(
+            DEAD_TUPLES, Status.WARNING if bloated else Status.OK, subject=t["table_name"], value=dead,
+            threshold=threshold,
+            message=(f"{dead:,} dead tuples ({t['n_live_tup']:,} live); last vacuum "
+                     f"{t['last_vacuum'] or 'never'}" + ("; run postgres_vacuum" if bloated else "")),
+        ))
+    return results
+
+
+def evaluate_long_queries(queries: Sequence[dict], cfg: PostgresChecksConfig) -> CheckResult:
+    threshold = f"warning: any active > {cfg.long_query_s} s"
+    slow = [q for q in queries if q["running_s"] > cfg.long_query_s]
+    if not slow:
+        return _result(LONG_QUERIES, Status.OK, value=0, threshold=threshold,
+                       message=f"no active query running longer than {cfg.long_query_s} s "
+                               f"({len(queries)} active)")
+    longest = max(slow, key=lambda q: q["running_s"])
+    return _result(LONG_QUERIES, Status.WARNING, value=len(slow), threshold=threshold,
+                   message=f"{len(slow)} active quer{'y' if len(slow) == 1 else 'ies'} longer than "
+                           f"{cfg.long_query_s} s; longest pid {longest['pid']} ({longest['usename']}, "
+                           f"{longest['application_name'] or 'no app name'}) for {longest['running_s']:.0f} s: "
+                           f"{longest['query'][:120]}",
+                   details={"queries": [dict(q) for q in slow[:10]]})
+
+
+def evaluate_txid_wraparound(databases: Sequence[dict], cfg: PostgresChecksConfig) -> CheckResult:
+    threshold = f"warning >= {cfg.wraparound_warning:,}, critical > {cfg.wraparound_critical:,}"
+    oldest = max(databases, key=lambda d: d["xid_age"])
+    status = banded(oldest["xid_age"], cfg.wraparound_warning, cfg.wraparound_critical + 1)
+    return _result(WRAPAROUND, status, value=oldest["xid_age"], threshold=threshold,
+                   message=f"oldest datfrozenxid age {oldest['xid_age']:,} in database {oldest['datname']}",
+                   details={"databases": {d["datname"]: d["xid_age"] for d in databases}})
+
+
+def evaluate_backup_age(backups: dict[str, datetime | None], errors: dict[str, str], now: datetime,
+                        cfg: PostgresChecksConfig) -> CheckResult:
+    """backups: newest good backup per source (audit, cnpg); errors: sources that could not be read."""
+    threshold = f"warning > {cfg.backup_age_warning_h:g} h, critical > {cfg.backup_age_critical_h:g} h or none"
+    details = {"sources": {k: v.isoformat() if v else None for k, v in backups.items()}, "errors": errors}
+    known = {source: at for source, at in backups.items() if at is not None}
+    if not known:
+        if not backups:  # every source failed: we cannot say there is no backup
+            return _result(BACKUP_AGE, Status.UNKNOWN, threshold=threshold, details=details,
+                           message="could not read any backup source: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+        return _result(BACKUP_AGE, Status.CRITICAL, threshold=threshold, details=details,
+                       message=f"no successful backup recorded ({', '.join(backups)}); run postgres_backup")
+    source, newest = max(known.items(), key=lambda kv: kv[1])
+    age_h = (now - newest).total_seconds() / 3600
+    status = banded(age_h, cfg.backup_age_warning_h, cfg.backup_age_critical_h, inclusive=False)
+    return _result(BACKUP_AGE, status, value=round(age_h, 2), threshold=threshold, details=details,
+                   message=f"last successful backup {age_h:.1f} h ago ({newest:%Y-%m-%d %H:%M} UTC, from {source})")
+
+
+# --- probes -----------------------------------------------------------------------------------
 
 def reachable(config: StreamflowOpsConfig) -> CheckResult:
     """postgres.reachable: a failed connection is critical here, because connecting is the check."""
-    name = "postgres.reachable"
     try:
         with warehouse_connection(config.warehouse, statement_timeout_s=config.warehouse.connect_timeout_s) as conn:
             version = conn.execute("show server_version").fetchone()[0]
     except Exception as exc:  # noqa: BLE001 - any failure to connect is the finding
-        return CheckResult(name, Status.CRITICAL, runbook=section(name),
-                           message=f"cannot connect to PostgreSQL ({config.warehouse.conn_id}): "
-                                   f"{type(exc).__name__}: {str(exc).strip()[:300]}")
-    return CheckResult(name, Status.OK, message=f"PostgreSQL {version} answers", runbook=section(name),
-                       details={"server_version": version})
+        return _result(REACHABLE, Status.CRITICAL,
+                       message=f"cannot connect to PostgreSQL ({config.warehouse.conn_id}): "
+                               f"{type(exc).__name__}: {str(exc).strip()[:300]}")
+    return _result(REACHABLE, Status.OK, message=f"PostgreSQL {version} answers",
+                   details={"server_version": version})
+
+
+def _rows(conn, name: str, params: dict | None = None, **identifiers) -> list[dict]:
+    cur = conn.execute(load_sql(name, **identifiers), params or {})
+    columns = [c.name for c in cur.description]
+    return [dict(zip(columns, row)) for row in cur.fetchall()]
+
+
+def _audit_backup(conn, config: StreamflowOpsConfig) -> datetime | None:
+    import psycopg
+
+    try:
+        rows = _rows(conn, "health_backup_audit.sql", ops=config.warehouse.ops_schema)
+    except psycopg.errors.UndefinedTable:  # ops schema not bootstrapped yet: nothing was ever recorded
+        return None
+    return rows[0]["finished_at"] if rows else None
+
+
+def cnpg_last_backup(config: StreamflowOpsConfig) -> datetime | None:
+    """status.lastSuccessfulBackup of the CloudNativePG Cluster, through KubernetesHook."""
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+    hook = KubernetesHook(conn_id=config.kubernetes.conn_id)
+    cluster = hook.custom_object_client.get_namespaced_custom_object(
+        "postgresql.cnpg.io", "v1", config.backup.cnpg_namespace, "clusters", config.backup.cnpg_cluster,
+        _request_timeout=config.kubernetes.request_timeout_s)
+    stamp = (cluster.get("status") or {}).get("lastSuccessfulBackup")
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+
+
+def _backup_age(conn, config: StreamflowOpsConfig, now: datetime) -> CheckResult:
+    backups: dict[str, datetime | None] = {}
+    errors: dict[str, str] = {}
+    sources = {"ops.maintenance_audit": lambda: _audit_backup(conn, config)}
+    if connection_defined(config.kubernetes.conn_id):
+        sources["cnpg"] = lambda: cnpg_last_backup(config)
+    for source, fetch in sources.items():
+        try:
+            backups[source] = fetch()
+        except Exception as exc:  # noqa: BLE001 - one source failing leaves the other's answer
+            errors[source] = f"{type(exc).__name__}: {str(exc)[:200]}"
+    return evaluate_backup_age(backups, errors, now, config.postgres_checks)
+
+
+def run_checks(config: StreamflowOpsConfig, now: datetime | None = None) -> list[CheckResult]:
+    """Every PostgreSQL check; each query isolated and bounded by statement_timeout."""
+    if not connection_defined(config.warehouse.conn_id):
+        return [skipped(name, config.warehouse.conn_id, section(name)) for name in CHECKS]
+    now = now or datetime.now(timezone.utc)
+    first = reachable(config)
+    if first.status is not Status.OK:
+        return [first] + [_result(name, Status.UNKNOWN, f"not checked: {first.message}") for name in CHECKS[1:]]
+    cfg = config.postgres_checks
+    probes = {
+        CONNECTIONS: lambda conn: evaluate_connections(**_rows(conn, "health_connections.sql")[0], cfg=cfg),
+        REPLICATION_LAG: lambda conn: evaluate_replication_lag(_rows(conn, "health_replication_lag.sql"), cfg),
+        DEAD_TUPLES: lambda conn: evaluate_dead_tuples(
+            _rows(conn, "health_dead_tuples.sql", {"schemas": list(cfg.dead_tuples_schemas)}), cfg),
+        LONG_QUERIES: lambda conn: evaluate_long_queries(_rows(conn, "health_long_queries.sql"), cfg),
+        WRAPAROUND: lambda conn: evaluate_txid_wraparound(_rows(conn, "health_txid_wraparound.sql"), cfg),
+        BACKUP_AGE: lambda conn: _backup_age(conn, config, now),
+    }
+    results = [first]
+    try:
+        with warehouse_connection(config.warehouse, statement_timeout_s=cfg.statement_timeout_s) as conn:
+            for name, probe in probes.items():
+                results += guarded(name, lambda probe=probe: probe(conn), runbook=section(name))
+    except Exception as exc:  # noqa: BLE001 - the connection went away between checks
+        done = {r.check_name for r in results}
+        results += [_result(name, Status.UNKNOWN, f"not checked: connection lost: {type(exc).__name__}: {exc}"[:500])
+                    for name in probes if name not in done]
+    return results

@@ -1,0 +1,31 @@
+"""Manual gold refresh (runbook 2.3): the window's step, on demand."""
+from __future__ import annotations
+
+from airflow.sdk import dag
+
+from streamflow_ops.dag_defaults import DEFAULT_ARGS, START_DATE, dry_run_param
+from streamflow_ops.maintenance.operators import GoldRefreshOperator
+
+
+@dag(
+    dag_id="gold_refresh",
+    schedule=None,
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["streamflow", "maintenance", "manual"],
+    params={"dry_run": dry_run_param(False, "list the views, their order and refresh method")},
+    doc_md="""
+### Gold refresh (manual, runbook 2.3)
+Finds the materialized views in the gold schema, orders them by their dependencies (pg_depend /
+pg_rewrite: a view is refreshed after every view it reads) and refreshes each one: `CONCURRENTLY`
+when the view is populated and has a usable unique index (readers are not blocked), otherwise a plain
+refresh bounded by lock_timeout. Reports the time per view; one `ops.maintenance_audit` row per view.
+""",
+)
+def gold_refresh():
+    GoldRefreshOperator(task_id="gold_refresh")
+
+
+gold_refresh()

@@ -1,0 +1,2 @@
+-- Readers keep reading during the refresh; needs a populated view with a usable unique index.
+refresh materialized view concurrently {view}

@@ -1,0 +1,1 @@
+"""Airflow self-checks through its own REST API (never the metadata database)."""

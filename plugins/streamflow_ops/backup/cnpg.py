@@ -1,0 +1,150 @@
+"""CloudNativePG backups: the Backup custom resource (what `kubectl cnpg backup` creates) and its checks.
+
+Field names follow postgresql.cnpg.io/v1: Backup.status.{phase,error,beginWal,endWal,beginLSN,endLSN,
+startedAt,stoppedAt,backupId,destinationPath,method}; Cluster.status.{lastSuccessfulBackup,
+lastSuccessfulBackupByMethod}. Phases: pending, started, running, finalizing, completed, failed,
+walArchivingFailing.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+from typing import Any
+
+from streamflow_ops.config import StreamflowOpsConfig
+
+GROUP = "postgresql.cnpg.io"
+VERSION = "v1"
+DONE = "completed"
+# Terminal without success: CNPG stops on these, waiting longer cannot help.
+FAILED = ("failed", "walArchivingFailing")
+IN_PROGRESS = ("", "pending", "started", "running", "finalizing")
+
+
+def backup_name(cluster: str, run_id: str, now: datetime) -> str:
+    """DNS-1123 name, stable for one run (a retry finds its own CR instead of starting another)."""
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
+    name = f"{cluster}-{now.strftime('%Y%m%d%H%M')}-{digest}"
+    return re.sub(r"[^a-z0-9-]", "-", name.lower())[:63].strip("-")
+
+
+def backup_body(name: str, config: StreamflowOpsConfig, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    cfg = config.backup
+    spec: dict[str, Any] = {"cluster": {"name": cfg.cnpg_cluster}, "method": cfg.cnpg_backup_method}
+    if cfg.cnpg_backup_method == "plugin":
+        spec["pluginConfiguration"] = {"name": cfg.cnpg_plugin_name}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Backup",
+        "metadata": {"name": name, "namespace": cfg.cnpg_namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "streamflow-ops", **(labels or {})}},
+        "spec": spec,
+    }
+
+
+def backup_outcome(backup: dict[str, Any]) -> tuple[str, str]:
+    """("completed" | "failed" | "waiting", message) for one observation of a Backup CR. Pure."""
+    status = backup.get("status") or {}
+    phase = status.get("phase") or ""
+    name = f"{backup['metadata'].get('namespace')}/{backup['metadata']['name']}"
+    if phase == DONE:
+        return "completed", f"Backup {name} completed (backupId {status.get('backupId', '-')})"
+    if phase in FAILED:
+        error = status.get("error") or status.get("commandError") or "no error given in status.error"
+        return "failed", f"CNPG Backup {name} is {phase}: {error}"
+    return "waiting", f"Backup {name} is {phase or 'not yet picked up by the operator'}"
+
+
+def verify_backup(backup: dict[str, Any], cluster: dict[str, Any]) -> list[str]:
+    """What is wrong with a finished backup as evidence of a good base backup; [] when it holds. Pure.
+
+    Checked: phase completed, WAL range present, and the Cluster records a successful backup at least as
+    new as this one (by its method, else the overall field). Not checked: that the object store or the
+    snapshots still hold the data, or that it restores: only a recovery cluster can prove that.
+    """
+    status = backup.get("status") or {}
+    problems = []
+    if status.get("phase") != DONE:
+        problems.append(f"phase is {status.get('phase')!r}, not 'completed'")
+    for field in ("beginWal", "endWal"):
+        if not status.get(field):
+            problems.append(f"status.{field} is empty: the backup has no WAL range to recover from")
+    started = _time(status.get("startedAt"))
+    cluster_status = cluster.get("status") or {}
+    method = status.get("method") or (backup.get("spec") or {}).get("method") or "barmanObjectStore"
+    recorded = _time((cluster_status.get("lastSuccessfulBackupByMethod") or {}).get(method)
+                     or cluster_status.get("lastSuccessfulBackup"))
+    if recorded is None:
+        problems.append(f"Cluster {cluster['metadata']['name']} has no status.lastSuccessfulBackup")
+    elif started is not None and recorded < started:
+        problems.append(f"Cluster {cluster['metadata']['name']} records its last successful backup at "
+                        f"{recorded.isoformat()}, before this backup started ({started.isoformat()})")
+    return problems
+
+
+def backup_details(backup: dict[str, Any]) -> dict[str, Any]:
+    """The audit row's details for a CNPG backup."""
+    status = backup.get("status") or {}
+    started, stopped = _time(status.get("startedAt")), _time(status.get("stoppedAt"))
+    meta = backup["metadata"]
+    return {
+        "method": "cnpg",
+        "cnpg_method": status.get("method") or backup.get("spec", {}).get("method"),
+        "location": status.get("destinationPath") or f"cnpg://{meta.get('namespace')}/{meta['name']}",
+        "backup": f"{meta.get('namespace')}/{meta['name']}",
+        "backup_id": status.get("backupId"),
+        "size_bytes": None,  # CNPG does not report a base backup's size
+        "duration_s": (stopped - started).total_seconds() if started and stopped else None,
+        **{key: status.get(key) for key in ("beginWal", "endWal", "beginLSN", "endLSN", "startedAt", "stoppedAt")},
+    }
+
+
+def _time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+# --- I/O: through KubernetesHook's custom-objects client -------------------------------------------
+
+def _client(conn_id: str):
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+    return KubernetesHook(conn_id=conn_id).custom_object_client
+
+
+def create_backup(config: StreamflowOpsConfig, body: dict[str, Any]) -> dict[str, Any]:
+    """Create the CR; if a retry finds it already there (409), return the existing one."""
+    from kubernetes.client.exceptions import ApiException
+
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    try:
+        return _client(config.kubernetes.conn_id).create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "backups", body, _request_timeout=config.kubernetes.request_timeout_s)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    return fetch_backup(config.kubernetes.conn_id, namespace, name, config.kubernetes.request_timeout_s)
+
+
+def fetch_backup(conn_id: str, namespace: str, name: str, request_timeout_s: float) -> dict[str, Any]:
+    """One Backup CR (blocking: triggers call it through asyncio.to_thread)."""
+    return _client(conn_id).get_namespaced_custom_object(GROUP, VERSION, namespace, "backups", name,
+                                                         _request_timeout=request_timeout_s)
+
+
+def fetch_cluster(config: StreamflowOpsConfig) -> dict[str, Any]:
+    return _client(config.kubernetes.conn_id).get_namespaced_custom_object(
+        GROUP, VERSION, config.backup.cnpg_namespace, "clusters", config.backup.cnpg_cluster,
+        _request_timeout=config.kubernetes.request_timeout_s)
+
+
+def running_backups(config: StreamflowOpsConfig) -> list[str]:
+    """Names of the cluster's Backup CRs that have not finished."""
+    listing = _client(config.kubernetes.conn_id).list_namespaced_custom_object(
+        GROUP, VERSION, config.backup.cnpg_namespace, "backups",
+        _request_timeout=config.kubernetes.request_timeout_s)
+    return [item["metadata"]["name"] for item in listing.get("items", [])
+            if (item.get("spec") or {}).get("cluster", {}).get("name") == config.backup.cnpg_cluster
+            and ((item.get("status") or {}).get("phase") or "") in IN_PROGRESS]

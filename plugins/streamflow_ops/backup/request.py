@@ -1,0 +1,110 @@
+"""What a backup run was asked to do, and whether it can be done: refused before any work otherwise."""
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.sqlfiles import load_sql
+
+METHODS = ("cnpg", "pg_dump")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class BackupInputError(ValueError):
+    """Bad input; the message starts with the param or config key at fault. Retrying cannot fix it."""
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    method: str
+    schemas: tuple[str, ...]
+    verify: bool
+    dry_run: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "schemas": list(self.schemas), "verify": self.verify,
+                "dry_run": self.dry_run}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "BackupRequest":
+        return cls(data["method"], tuple(data["schemas"]), data["verify"], data["dry_run"])
+
+
+def resolve_request(params: Mapping[str, Any], config: StreamflowOpsConfig) -> BackupRequest:
+    """Params win over config; an absent or null param means "the config's value". Pure."""
+    method = params.get("method") or config.backup.method
+    if method not in METHODS:
+        raise BackupInputError(f"method: unknown backup method {method!r}; use one of {', '.join(METHODS)}")
+    schemas = params.get("schemas") or list(config.backup.schemas)
+    if isinstance(schemas, str) or not all(isinstance(s, str) for s in schemas):
+        raise BackupInputError(f"schemas: expected a list of schema names, got {schemas!r}")
+    bad = [s for s in schemas if not _IDENTIFIER.match(s)]
+    if bad:
+        raise BackupInputError(f"schemas: unsafe or invalid schema name(s) {bad} "
+                               f"(allowed: lower-case letters, digits, underscore)")
+    verify = params.get("verify")
+    return BackupRequest(method=method, schemas=tuple(dict.fromkeys(schemas)),
+                         verify=True if verify is None else bool(verify),
+                         dry_run=bool(params.get("dry_run", False)))
+
+
+def check_pg_dump_ready(request: BackupRequest, config: StreamflowOpsConfig, conn) -> list[str]:
+    """Binaries, folder and schemas are usable; returns the schemas to dump (with dependencies)."""
+    cfg = config.backup
+    for tool in ("pg_dump", "pg_restore"):
+        if not os.access(Path(cfg.pg_bin_dir) / tool, os.X_OK):
+            raise BackupInputError(f"backup.pg_bin_dir: {tool} not found or not executable in {cfg.pg_bin_dir}")
+    check_folder_writable(cfg.folder)
+    missing = [r[0] for r in conn.execute(load_sql("backup_missing_schemas.sql"),
+                                          {"schemas": list(request.schemas)}).fetchall()]
+    if missing:
+        raise BackupInputError(f"schemas: schema(s) {missing} do not exist in the warehouse "
+                               f"({config.warehouse.conn_id})")
+    dependencies = dependency_schemas(conn, list(request.schemas))
+    if dependencies and not cfg.include_dependencies:
+        raise BackupInputError(
+            f"schemas: {list(request.schemas)} read from {dependencies} (views, materialized views or "
+            f"foreign keys); a dump without them cannot be restored. Add them to schemas or set "
+            f"backup.include_dependencies=true")
+    return [*request.schemas, *dependencies]
+
+
+def check_folder_writable(folder: str) -> None:
+    """Create the folder if needed and prove we can write there (os.access lies on some mounts)."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-probe-{uuid.uuid4().hex}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise BackupInputError(f"backup.folder: {folder} is not writable ({exc.strerror or exc})") from None
+
+
+def dependency_schemas(conn, schemas: list[str]) -> list[str]:
+    """Schemas outside `schemas` that their objects need, followed transitively."""
+    found: list[str] = []
+    frontier = list(schemas)
+    while True:
+        rows = conn.execute(load_sql("backup_dependencies.sql"), {"schemas": frontier + found}).fetchall()
+        new = [r[0] for r in rows if r[0] not in found and r[0] not in frontier]
+        if not new:
+            return found
+        found += new
+
+
+def check_cnpg_ready(config: StreamflowOpsConfig) -> None:
+    """The Kubernetes connection exists and the backup method is complete, before creating anything."""
+    from streamflow_ops.connections import connection_defined
+
+    conn_id = config.kubernetes.conn_id
+    if not connection_defined(conn_id):
+        raise BackupInputError(f"method: 'cnpg' needs the Kubernetes connection '{conn_id}' "
+                               f"(kubernetes.conn_id), which is not defined")
+    if config.backup.cnpg_backup_method == "plugin" and not config.backup.cnpg_plugin_name:
+        raise BackupInputError("backup.cnpg_plugin_name: required when backup.cnpg_backup_method is 'plugin'")

@@ -1,0 +1,69 @@
+"""Retention of pg_dump backup folders: keep N days, and never the newest successful backup.
+
+Only folders named like ours (streamflow-backup-<UTC stamp>) are ever considered: anything else in
+the backup folder is not ours to delete. Retention runs only after a successful backup, so a failed
+backup never deletes older ones.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from streamflow_ops.backup.pg_dump import FOLDER_PREFIX, MANIFEST, STAMP_FORMAT
+
+_NAME = re.compile(rf"^{re.escape(FOLDER_PREFIX)}(\d{{8}}T\d{{6}}Z)$")
+SUCCESSFUL = ("dumped", "verified")
+
+
+@dataclass(frozen=True)
+class BackupEntry:
+    name: str
+    taken_at: datetime
+    successful: bool
+
+
+@dataclass
+class RetentionPlan:
+    keep: list[str] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    newest_successful: str | None = None
+
+
+def plan_retention(entries: list[BackupEntry], now: datetime, keep_days: int) -> RetentionPlan:
+    """Which folders go: older than keep_days, except the newest successful one. Pure."""
+    cutoff = now - timedelta(days=keep_days)
+    successful = [e for e in entries if e.successful]
+    newest = max(successful, key=lambda e: e.taken_at).name if successful else None
+    plan = RetentionPlan(newest_successful=newest)
+    for entry in sorted(entries, key=lambda e: e.taken_at):
+        (plan.remove if entry.taken_at < cutoff and entry.name != newest else plan.keep).append(entry.name)
+    return plan
+
+
+def scan(root: Path) -> list[BackupEntry]:
+    """Our backup folders under root; one without a readable successful manifest counts as failed."""
+    entries = []
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        match = _NAME.match(path.name)
+        if not match or not path.is_dir() or path.is_symlink():
+            continue
+        taken_at = datetime.strptime(match.group(1), STAMP_FORMAT).replace(tzinfo=timezone.utc)
+        try:
+            successful = json.loads((path / MANIFEST).read_text()).get("status") in SUCCESSFUL
+        except (OSError, ValueError):
+            successful = False
+        entries.append(BackupEntry(path.name, taken_at, successful))
+    return entries
+
+
+def apply_retention(root: Path, now: datetime, keep_days: int, dry_run: bool) -> RetentionPlan:
+    """Plan, then delete unless dry_run. Returns the plan either way (what went, or what would go)."""
+    plan = plan_retention(scan(root), now, keep_days)
+    if not dry_run:
+        for name in plan.remove:
+            shutil.rmtree(root / name)
+    return plan

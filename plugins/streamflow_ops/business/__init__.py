@@ -1,0 +1,1 @@
+"""Business checks on the warehouse: fraud rate and pipeline latency."""

@@ -1,0 +1,64 @@
+"""JSON over HTTP through the http provider's HttpHook, with short timeouts and errors a person can act on.
+
+Every failure becomes a ProbeError whose message names the URL and what came back, so the check reads
+`unknown` with the reason. Once a far end has proved unreachable (refused, timed out) the same client
+fails its later requests at once: a dead API costs one timeout per family, not one per request, which
+keeps the whole sweep inside its minute.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ProbeError(Exception):
+    """The far end did not answer usefully; the message says where and how."""
+
+
+@dataclass
+class HttpJson:
+    conn_id: str
+    connect_timeout_s: float
+    read_timeout_s: float
+    _unreachable: ProbeError | None = field(default=None, init=False, repr=False)
+
+    def get(self, endpoint: str, params: dict[str, Any] | None = None, **kwargs: Any) -> tuple[int, Any]:
+        return self.request("GET", endpoint, params=params, **kwargs)
+
+    def request(self, method: str, endpoint: str, *, params: dict[str, Any] | None = None,
+                json_body: Any = None, auth: Any = None, accept: tuple[int, ...] = ()) -> tuple[int, Any]:
+        """(HTTP status, parsed JSON). Non-2xx statuses raise unless listed in `accept`.
+
+        `auth` is a requests auth object that replaces the connection's default (Basic from login).
+        """
+        import requests
+        from airflow.providers.http.hooks.http import HttpHook
+
+        if self._unreachable is not None:
+            raise self._unreachable
+        hook = HttpHook(method=method, http_conn_id=self.conn_id,
+                        auth_type=(lambda *_: auth) if auth is not None else None)
+        url = f"{self.conn_id}{endpoint}"
+        try:
+            response = hook.run(endpoint, data=params, json=json_body,
+                                extra_options={"timeout": (self.connect_timeout_s, self.read_timeout_s),
+                                               "check_response": False})
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            url = hook.url_from_endpoint(endpoint) if hook.base_url else url
+            self._unreachable = ProbeError(f"{method} {url}: no answer ({type(exc).__name__}: {shorten(exc)})")
+            raise self._unreachable from None
+        url = response.url or url
+        if not (200 <= response.status_code < 300 or response.status_code in accept):
+            raise ProbeError(f"{method} {url} -> HTTP {response.status_code} {response.reason}: "
+                             f"{shorten(response.text, 200)}")
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            raise ProbeError(f"{method} {url} -> HTTP {response.status_code} but not JSON "
+                             f"({response.headers.get('Content-Type', 'no content type')}): "
+                             f"{shorten(response.text, 120)}") from None
+
+
+def shorten(value: Any, limit: int = 300) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[:limit] + "..."

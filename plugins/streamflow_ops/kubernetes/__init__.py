@@ -1,0 +1,1 @@
+"""Kubernetes integration: cluster checks, and the CloudNativePG Backup wait (trigger + sensor)."""

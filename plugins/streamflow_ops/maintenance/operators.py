@@ -1,0 +1,203 @@
+"""The three maintenance capabilities as operators, used by their manual DAGs and by the nightly window.
+
+Every run follows one path: validate params (no SQL) -> connect -> catalog checks -> gate (replication
+lag, connections, backup) -> maintenance advisory lock -> act -> audit -> a CheckResult for the report.
+Dry runs change nothing, so they skip the gate and the lock. Arguments given to the operator win over
+the DAG run's params, which win over the `streamflow_ops_config` defaults.
+"""
+from __future__ import annotations
+
+from contextlib import ExitStack
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.maintenance.audit import Actor, audited
+from streamflow_ops.maintenance.params import ParamError, bool_param, int_param, table_list
+from streamflow_ops.results import CheckResult, Status
+from streamflow_ops.runbook import section
+
+
+def reference_time(context) -> datetime:
+    """SPEC: the run's logical date, or its run_after where the logical date is null."""
+    return context.get("logical_date") or context["dag_run"].run_after
+
+
+class MaintenanceOperator(BaseOperator):
+    """Shared shell of a maintenance step; subclasses implement validate() and act()."""
+
+    capability = ""
+    ui_color = "#e8d5b5"
+
+    def __init__(self, *, dry_run: bool | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.dry_run = dry_run
+
+    def arg(self, context, name: str, default: Any = None) -> Any:
+        """Operator argument, else the run's param, else default."""
+        value = getattr(self, name, None)
+        return value if value is not None else context["params"].get(name, default)
+
+    def timeouts(self, config: StreamflowOpsConfig) -> dict:
+        raise NotImplementedError
+
+    def validate(self, context, config: StreamflowOpsConfig) -> dict:
+        """Pure checks of the params; raise ParamError."""
+        return {}
+
+    def act(self, conn, context, config: StreamflowOpsConfig, actor: Actor, args: dict, dry_run: bool) -> CheckResult:
+        raise NotImplementedError
+
+    def result(self, status: Status, message: str, **details) -> CheckResult:
+        name = f"maintenance.{self.capability}"
+        return CheckResult(name, status, message, runbook=section(name), details=details)
+
+    def execute(self, context) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from streamflow_ops.config import get_config
+
+        config = get_config()
+        try:
+            dry_run = bool_param("dry_run", self.arg(context, "dry_run", False))
+            args = self.validate(context, config)
+        except ParamError as exc:
+            raise AirflowFailException(str(exc)) from None
+        result = self._run(context, config, dry_run, args)
+        self.log.info("%s: %s", result.status.value.upper(), result.message)
+        return result.to_dict()
+
+    def _run(self, context, config: StreamflowOpsConfig, dry_run: bool, args: dict) -> CheckResult:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from streamflow_ops.postgres.connection import warehouse_connection
+        from streamflow_ops.postgres.locks import maintenance_lock
+        from streamflow_ops.preflight import blocking_reason, evaluate_gate, read_gate
+        from streamflow_ops.store import ensure_ops_schema
+
+        ti = context["ti"]
+        actor = Actor(ti.dag_id, ti.run_id, ti.task_id, config.warehouse.ops_schema)
+        with ExitStack() as stack:
+            try:
+                conn = stack.enter_context(warehouse_connection(config.warehouse, **self.timeouts(config)))
+            except Exception as exc:  # noqa: BLE001 - unreachable: skip with the reason, change nothing
+                return self.result(Status.SKIPPED, f"skipped: PostgreSQL ({config.warehouse.conn_id}) is "
+                                                   f"unreachable: {type(exc).__name__}: {str(exc).strip()[:300]}")
+            ensure_ops_schema(conn, config.warehouse.ops_schema)
+            try:
+                args = self.check_catalog(conn, config, args)
+            except ParamError as exc:
+                raise AirflowFailException(str(exc)) from None
+            if dry_run:
+                return self.act(conn, context, config, actor, args, dry_run)
+            reason = blocking_reason(evaluate_gate(read_gate(conn, config, with_lock_holder=False),
+                                                   config.postgres_checks))
+            if reason is None:
+                holder = stack.enter_context(maintenance_lock(conn, actor.holder_name))
+                reason = holder and f"another maintenance run holds the advisory lock: {holder}"
+            if reason:
+                with audited(conn, actor, f"{self.capability}.skipped", self.capability, dry_run) as record:
+                    record.outcome = "skipped"
+                    record.details["reason"] = reason
+                return self.result(Status.SKIPPED, f"skipped: {reason}")
+            return self.act(conn, context, config, actor, args, dry_run)
+
+    def check_catalog(self, conn, config: StreamflowOpsConfig, args: dict) -> dict:
+        """Checks that need the catalog (e.g. a table exists); raise ParamError."""
+        return args
+
+
+class BronzeRetentionOperator(MaintenanceOperator):
+    """SPEC bronze retention: promoted rows older than reference - retention_days, batched or by partition."""
+
+    capability = "bronze_retention"
+
+    def __init__(self, *, retention_days: int | None = None, batch_size: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.retention_days = retention_days
+        self.batch_size = batch_size
+
+    def timeouts(self, config):
+        return {"lock_timeout_s": config.retention.lock_timeout_s,
+                "statement_timeout_s": config.retention.statement_timeout_s}
+
+    def validate(self, context, config):
+        return {"retention_days": int_param("retention_days",
+                                            self.arg(context, "retention_days", config.retention.retention_days), 1, 365),
+                "batch_size": int_param("batch_size", self.arg(context, "batch_size", config.retention.batch_size),
+                                        1, 1_000_000)}
+
+    def act(self, conn, context, config, actor, args, dry_run):
+        from streamflow_ops.postgres.retention import cutoff_epoch, run_retention
+
+        reference = reference_time(context)
+        report = run_retention(conn, config.warehouse, actor, dry_run=dry_run, batch_size=args["batch_size"],
+                               cutoff=cutoff_epoch(reference, args["retention_days"]))
+        self.log.info(report.summary)
+        if report.warning:
+            self.log.warning(report.warning)
+        message = report.summary + (f". WARNING: {report.warning}" if report.warning else "")
+        return self.result(Status.WARNING if report.warning else Status.OK, message,
+                           reference=reference.isoformat(), retention_days=args["retention_days"],
+                           **report.to_dict())
+
+
+class VacuumOperator(MaintenanceOperator):
+    """Targeted VACUUM (ANALYZE); FREEZE past the age threshold; FULL only when asked for."""
+
+    capability = "vacuum"
+
+    def __init__(self, *, tables: list[str] | None = None, full: bool | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.tables = tables
+        self.full = full
+
+    def timeouts(self, config):
+        return {"lock_timeout_s": config.vacuum.lock_timeout_s,
+                "statement_timeout_s": config.vacuum.statement_timeout_s}
+
+    def validate(self, context, config):
+        return {"tables": table_list("tables", self.arg(context, "tables", []), config.vacuum.schemas),
+                "full": bool_param("full", self.arg(context, "full", False))}
+
+    def check_catalog(self, conn, config, args):
+        from streamflow_ops.postgres.vacuum import plan, read_stats
+
+        stats = read_stats(conn, config.vacuum.schemas)
+        return {**args, "targets": plan(stats, config.vacuum, args["tables"], args["full"])}
+
+    def act(self, conn, context, config, actor, args, dry_run):
+        from streamflow_ops.postgres.vacuum import run_vacuum
+
+        outcomes = run_vacuum(conn, config.vacuum, actor, args["targets"], dry_run)
+        for o in outcomes:
+            self.log.info("%s%s (%s): dead tuples %d -> %d in %.2fs", "DRY RUN: would vacuum " if dry_run else "",
+                          o["table"], ", ".join(o["options"]), o["dead_before"], o["dead_after"], o["seconds"])
+        verb = "would vacuum" if dry_run else "vacuumed"
+        listing = ", ".join(f"{o['table']} ({o['dead_before']} -> {o['dead_after']} dead)" for o in outcomes)
+        message = f"{'DRY RUN: ' if dry_run else ''}{verb} {len(outcomes)} tables" + (f": {listing}" if listing else
+                                                                                    " (none needed it)")
+        return self.result(Status.OK, message, tables=outcomes)
+
+
+class GoldRefreshOperator(MaintenanceOperator):
+    """Refresh the gold materialized views in dependency order, CONCURRENTLY where possible."""
+
+    capability = "gold_refresh"
+
+    def timeouts(self, config):
+        return {"lock_timeout_s": config.gold_refresh.lock_timeout_s,
+                "statement_timeout_s": config.gold_refresh.statement_timeout_s}
+
+    def act(self, conn, context, config, actor, args, dry_run):
+        from streamflow_ops.postgres.gold_refresh import run_refresh
+
+        outcomes = run_refresh(conn, config.warehouse.gold_schema, actor, dry_run)
+        for o in outcomes:
+            self.log.info("%s%s %s in %.2fs", "DRY RUN: would refresh " if dry_run else "refreshed ",
+                          o["view"], o["method"], o["seconds"])
+        listing = ", ".join(f"{o['view']} ({o['method']}, {o['seconds']:.2f}s)" for o in outcomes)
+        verb = "DRY RUN: would refresh" if dry_run else "refreshed"
+        return self.result(Status.OK, f"{verb} {len(outcomes)} views: {listing or 'none found'}", views=outcomes)

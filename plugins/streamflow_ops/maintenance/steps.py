@@ -1,0 +1,60 @@
+"""Task factories for the window's own steps, so that the DAG file stays pure wiring."""
+from __future__ import annotations
+
+from airflow.sdk import get_current_context, task
+
+
+@task(task_id="preflight")
+def preflight() -> list[dict]:
+    """Reachability and the gate, for the report; destructive steps re-check the gate themselves."""
+    from streamflow_ops.config import get_config
+    from streamflow_ops.maintenance.window import preflight_results
+    from streamflow_ops.report import format_checks
+
+    results = preflight_results(get_config())
+    print(format_checks("maintenance preflight", results))
+    return [r.to_dict() for r in results]
+
+
+def slot(name: str, module: str):
+    """A placeholder step for a capability another issue delivers; the report shows it as skipped."""
+
+    @task(task_id=name, trigger_rule="all_done")
+    def _slot() -> dict:
+        from streamflow_ops.maintenance.window import pending_slot
+
+        return pending_slot(name, module).to_dict()
+
+    return _slot()
+
+
+@task(task_id="report", trigger_rule="all_done")
+def report(step_ids: list[str]) -> str:
+    """Collect every step's result into one report: task log, XCom and Slack. Fails if a step failed."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from streamflow_ops.config import get_config
+    from streamflow_ops.maintenance.window import TITLE, notify_slack, step_results
+    from streamflow_ops.report import format_checks
+    from streamflow_ops.results import Status
+
+    ti = get_current_context()["ti"]
+    steps = step_results({task_id: ti.xcom_pull(task_ids=task_id) for task_id in step_ids})
+    text = format_checks(TITLE, step_results({"preflight": ti.xcom_pull(task_ids="preflight")}) + steps)
+    print(text)
+    print(notify_slack(get_config().alerting.slack_conn_id, text))
+    failed = [r.check_name for r in steps if r.status == Status.CRITICAL]
+    if failed:
+        raise AirflowFailException(f"maintenance steps failed: {', '.join(failed)} (report sent)")
+    return text
+
+
+def task_ids(*steps) -> list[str]:
+    """The task ids whose XComs the report reads: operators, TaskFlow outputs, or a task group's leaves."""
+    ids: list[str] = []
+    for step in steps:
+        if hasattr(step, "leaves"):  # a TaskGroup: its last tasks carry the step's result
+            ids += [leaf.task_id for leaf in step.leaves]
+        else:
+            ids.append(getattr(step, "operator", step).task_id)
+    return ids

@@ -1,0 +1,62 @@
+"""The nightly window's own steps: preflight, not-yet-wired slots and the closing report."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from streamflow_ops.report import format_checks
+from streamflow_ops.results import CheckResult, Status
+from streamflow_ops.runbook import section
+
+log = logging.getLogger(__name__)
+TITLE = "StreamFlow maintenance window"
+
+
+def preflight_results(config) -> list[CheckResult]:
+    """Service reachability plus the gate that every destructive step re-checks before acting."""
+    from streamflow_ops.preflight import gate_checks, service_checks
+
+    services = service_checks(config)
+    gate = [r for r in gate_checks(config) if r.check_name != "postgres.reachable"]
+    return services + gate
+
+
+def pending_slot(name: str, module: str) -> CheckResult:
+    """A window step whose capability is built elsewhere and not wired in yet: reported, never ok."""
+    return CheckResult(f"maintenance.{name}", Status.SKIPPED, runbook=section(f"maintenance.{name}"),
+                       message=f"not wired into the window yet ({module})")
+
+
+def step_results(values: dict[str, Any]) -> list[CheckResult]:
+    """Pure: XCom values by task id -> CheckResults. A step without a result failed or never ran."""
+    results: list[CheckResult] = []
+    for task_id, value in values.items():
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, dict) and {"check_name", "status", "message"} <= item.keys():
+                results.append(CheckResult.from_dict(item))
+            elif item is None:
+                results.append(CheckResult(f"maintenance.{task_id.rsplit('.', 1)[-1]}", Status.CRITICAL,
+                                           runbook=section("maintenance.preflight"),
+                                           message=f"step {task_id} produced no result: it failed or did not run "
+                                                   f"(see its task log)"))
+            else:
+                results.append(CheckResult(f"maintenance.{task_id.rsplit('.', 1)[-1]}", Status.OK,
+                                           message=str(item)[:500]))
+    return results
+
+
+def notify_slack(conn_id: str, text: str) -> str:
+    """Post the report when the Slack connection exists; the outcome goes into the report's log."""
+    from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+
+    from streamflow_ops.connections import connection_defined
+
+    if not connection_defined(conn_id):
+        return f"slack: not sent (connection '{conn_id}' is not defined)"
+    try:
+        SlackWebhookHook(slack_webhook_conn_id=conn_id).send(text=f"```{text}```")
+    except Exception as exc:  # noqa: BLE001 - the report itself must still reach the log and XCom
+        log.warning("slack post failed: %s", exc)
+        return f"slack: FAILED to send ({type(exc).__name__}: {exc})"
+    return f"slack: sent to '{conn_id}'"

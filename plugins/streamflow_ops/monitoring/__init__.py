@@ -1,0 +1,1 @@
+"""Monitoring stack checks: Prometheus targets, Alertmanager's firing alerts, Grafana's health."""

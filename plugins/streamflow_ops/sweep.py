@@ -1,0 +1,199 @@
+"""The hourly health sweep's steps, shared by the platform_health_sweep DAG and the benchmark.
+
+run_family -> (all families) -> finish: persist, summarise, report -> alert on change.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable
+
+from streamflow_ops.alerting.changes import Change, History, detect_changes
+from streamflow_ops.alerting.notify import DeliveryReport, deliver
+from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.report import format_checks
+from streamflow_ops.results import CheckResult, Status, worst
+
+log = logging.getLogger(__name__)
+
+# family (task id suffix and check-name prefix) -> module exposing run_checks(config, now)
+FAMILIES: dict[str, str] = {
+    "kafka": "streamflow_ops.kafka.checks",
+    "flink": "streamflow_ops.flink.checks",
+    "postgres": "streamflow_ops.postgres.checks",
+    "kubernetes": "streamflow_ops.kubernetes.checks",
+    "airflow": "streamflow_ops.airflow_api.checks",
+    "monitoring": "streamflow_ops.monitoring.checks",
+    "business": "streamflow_ops.business.checks",
+}
+# A family gets this long before its checks are reported unknown; the task's execution_timeout is a
+# backstop above it. Both stay under the sweep's 60 s budget.
+FAMILY_BUDGET_S = 40
+FAMILY_TASK_TIMEOUT = timedelta(seconds=55)
+HISTORY_DAYS = 7
+
+
+def _unknown(family: str, message: str) -> list[CheckResult]:
+    from streamflow_ops.runbook import section
+
+    name = f"{family}.sweep"
+    return [CheckResult(name, Status.UNKNOWN, message, runbook=section(name))]
+
+
+def run_family(family: str, config: StreamflowOpsConfig, now: datetime | None = None,
+               budget_s: float = FAMILY_BUDGET_S) -> list[CheckResult]:
+    """One family's checks within its time budget; a crash, a missing module or a hang is `unknown`."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["results"] = importlib.import_module(FAMILIES[family]).run_checks(config, now)
+        except Exception as exc:  # noqa: BLE001 - isolation: one family never takes the sweep down
+            log.warning("family %s failed", family, exc_info=True)
+            outcome["error"] = f"{type(exc).__name__}: {exc}"
+
+    # A daemon thread: a probe that ignores its own timeout cannot hold the task past the budget.
+    worker = threading.Thread(target=target, name=f"sweep-{family}", daemon=True)
+    worker.start()
+    worker.join(budget_s)
+    if worker.is_alive():
+        return _unknown(family, f"{family} checks did not finish within {budget_s:g} s: state unknown")
+    if "error" in outcome:
+        return _unknown(family, f"{family} checks could not run: {outcome['error']}"[:1000])
+    return outcome["results"]
+
+
+def missing_families(outputs: dict[str, list[dict] | None]) -> list[CheckResult]:
+    """Families whose task produced nothing (killed, timed out, failed): unknown, never silent."""
+    return [r for family, out in outputs.items() if out is None
+            for r in _unknown(family, f"the check_{family} task produced no results (failed or timed out)")]
+
+
+def collect(outputs: dict[str, list[dict] | None]) -> list[CheckResult]:
+    results = [CheckResult.from_dict(d) for out in outputs.values() if out for d in out]
+    return results + missing_families(outputs)
+
+
+def counts(results: Iterable[CheckResult]) -> dict[str, int]:
+    tally = {s.value: 0 for s in Status}
+    for r in results:
+        tally[r.status.value] += 1
+    return tally
+
+
+def persist(config: StreamflowOpsConfig, sweep_id: str, results: list[CheckResult], checked_at: datetime) -> None:
+    """Store the sweep; re-storing the same sweep (a retried task) replaces it."""
+    from streamflow_ops.postgres.connection import warehouse_connection
+    from streamflow_ops.sqlfiles import load_sql
+    from streamflow_ops.store import ensure_ops_schema, write_results
+
+    ops = config.warehouse.ops_schema
+    with warehouse_connection(config.warehouse, statement_timeout_s=config.postgres_checks.statement_timeout_s) as conn:
+        ensure_ops_schema(conn, ops)
+        with conn.transaction():
+            conn.execute(load_sql("health_delete_sweep.sql", ops=ops), {"sweep_id": sweep_id})
+            write_results(conn, sweep_id, results, checked_at=checked_at, ops_schema=ops)
+
+
+def load_history(config: StreamflowOpsConfig, sweep_id: str, now: datetime) -> dict[tuple[str, str], History]:
+    from streamflow_ops.postgres.connection import warehouse_connection
+    from streamflow_ops.sqlfiles import load_sql
+
+    def status(value: str | None) -> Status | None:
+        return Status(value) if value else None
+
+    with warehouse_connection(config.warehouse, statement_timeout_s=config.postgres_checks.statement_timeout_s) as conn:
+        rows = conn.execute(load_sql("health_previous_statuses.sql", ops=config.warehouse.ops_schema),
+                            {"sweep_id": sweep_id, "since": now - timedelta(days=HISTORY_DAYS)}).fetchall()
+    return {(check, subject): History(status(last), status(before), status(known), bool(in_prev))
+            for check, subject, last, before, known, in_prev in rows}
+
+
+def summarize(config: StreamflowOpsConfig, sweep_id: str, results: list[CheckResult], started_at: datetime,
+              checked_at: datetime | None = None) -> dict:
+    """Persist, then the sweep's status and readable report (persistence failing is itself reported)."""
+    checked_at = checked_at or datetime.now(timezone.utc)
+    status = worst(r.status for r in results)
+    summary: dict[str, Any] = {"sweep_id": sweep_id, "status": status.value, "counts": counts(results),
+                               "checked_at": checked_at.isoformat(), "persisted": True, "notes": []}
+    try:
+        persist(config, sweep_id, results, checked_at)
+    except Exception as exc:  # noqa: BLE001 - still report and alert; say the history has a gap
+        summary["persisted"] = False
+        summary["notes"].append(f"results not stored in {config.warehouse.ops_schema}.health_check_results: "
+                                f"{type(exc).__name__}: {exc}"[:500])
+    summary["duration_s"] = round((datetime.now(timezone.utc) - started_at).total_seconds(), 2)
+    metrics_note = push_metrics(config, results, summary["duration_s"])
+    if metrics_note:
+        summary["notes"].append(metrics_note)
+    report = format_checks(f"platform health sweep {sweep_id}", results)
+    if summary["notes"]:
+        report += "\n" + "\n".join(f"NOTE: {n}" for n in summary["notes"])
+    summary["report"] = report
+    summary["results"] = [r.to_dict() for r in results]
+    return summary
+
+
+def push_metrics(config: StreamflowOpsConfig, results: list[CheckResult], duration_s: float) -> str | None:
+    """Pushgateway metrics when that connection is defined; a failure is a note, never a failed sweep."""
+    from streamflow_ops.connections import connection_defined
+
+    if not connection_defined(config.monitoring.pushgateway_conn_id):
+        return None
+    try:
+        from streamflow_ops.metrics import push_sweep_metrics
+
+        push_sweep_metrics(config, results, duration_s)
+    except Exception as exc:  # noqa: BLE001
+        return f"metrics not pushed to {config.monitoring.pushgateway_conn_id}: {type(exc).__name__}: {exc}"[:500]
+    return None
+
+
+@dataclass
+class AlertOutcome:
+    changes: list[Change]
+    delivery: DeliveryReport
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"changes": [c.to_dict() for c in self.changes], "delivery": self.delivery.to_dict(),
+                "notes": self.notes, "text": self.describe()}
+
+    def describe(self) -> str:
+        lines = [f"- {c.kind.value}: {c.result.check_name}"
+                 + (f" [{c.result.subject}]" if c.result.subject else "")
+                 + f" {c.previous.value if c.previous else 'new'} -> {c.result.status.value}" for c in self.changes]
+        return "\n".join([self.delivery.describe(), *lines, *(f"NOTE: {n}" for n in self.notes)])
+
+
+def alert(config: StreamflowOpsConfig, summary: dict, dry_run: bool, now: datetime | None = None) -> AlertOutcome:
+    """Compare with the stored past, then deliver the changes (or only report them on a dry run)."""
+    now = now or datetime.now(timezone.utc)
+    results = [CheckResult.from_dict(d) for d in summary["results"]]
+    notes = list(summary.get("notes", []))
+    try:
+        history = load_history(config, summary["sweep_id"], now)
+    except Exception as exc:  # noqa: BLE001 - without a past, every current problem is news
+        history = {}
+        notes.append(f"previous statuses unavailable ({type(exc).__name__}: {exc}); "
+                     f"alerting on every current problem"[:500])
+    changes = detect_changes(history, results)
+    delivery = deliver(config, changes, Status(summary["status"]), summary["counts"], summary["sweep_id"],
+                       dry_run=dry_run, notes=notes)
+    return AlertOutcome(changes, delivery, notes)
+
+
+def run_sweep(config: StreamflowOpsConfig, sweep_id: str, dry_run: bool = False,
+              families: Iterable[str] = FAMILIES) -> tuple[dict, AlertOutcome]:
+    """The whole sweep in one process, families in parallel as the DAG's tasks are (benchmark, tests)."""
+    started = datetime.now(timezone.utc)
+    families = list(families)
+    with ThreadPoolExecutor(max_workers=len(families)) as pool:
+        futures = {f: pool.submit(run_family, f, config) for f in families}
+        outputs = {f: [r.to_dict() for r in fut.result()] for f, fut in futures.items()}
+    summary = summarize(config, sweep_id, collect(outputs), started)
+    return summary, alert(config, summary, dry_run)

@@ -1,0 +1,59 @@
+"""Retention of pg_dump folders: exact folders kept and removed; the newest good backup always stays."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from streamflow_ops.backup.retention import BackupEntry, apply_retention, plan_retention
+
+NOW = datetime(2026, 3, 10, 3, 0, tzinfo=timezone.utc)
+
+
+def entry(days_ago: float, ok: bool = True) -> BackupEntry:
+    taken = NOW - timedelta(days=days_ago)
+    return BackupEntry(f"streamflow-backup-{taken:%Y%m%dT%H%M%SZ}", taken, ok)
+
+
+def test_keeps_n_days_and_removes_the_rest():
+    entries = [entry(d) for d in (0.5, 3, 6.9, 7.1, 12, 30)]
+    plan = plan_retention(entries, NOW, keep_days=7)
+    assert plan.remove == [e.name for e in (entries[5], entries[4], entries[3])]
+    assert plan.keep == [e.name for e in (entries[2], entries[1], entries[0])]
+
+
+def test_newest_successful_is_kept_even_when_everything_is_old():
+    entries = [entry(20), entry(15), entry(10, ok=False), entry(9, ok=False)]
+    plan = plan_retention(entries, NOW, keep_days=7)
+    assert plan.newest_successful == entries[1].name
+    assert plan.keep == [entries[1].name]
+    assert plan.remove == [entries[0].name, entries[2].name, entries[3].name]
+
+
+def test_recent_failed_backups_do_not_count_as_the_newest_good_one():
+    entries = [entry(8), entry(1, ok=False)]
+    plan = plan_retention(entries, NOW, keep_days=7)
+    assert plan.keep == [entries[0].name, entries[1].name] and plan.remove == []
+
+
+def test_on_disk_only_our_folders_are_touched_and_dry_run_changes_nothing(tmp_path):
+    def make(name, status):
+        (tmp_path / name).mkdir()
+        if status:
+            (tmp_path / name / "manifest.json").write_text(json.dumps({"status": status}))
+
+    make("streamflow-backup-20260101T030000Z", "verified")   # 68 days old, not the newest good one
+    make("streamflow-backup-20260201T030000Z", "dumped")     # newest good one, old: kept
+    make("streamflow-backup-20260305T030000Z", "failed")     # recent, failed: kept
+    make("streamflow-backup-20260202T030000Z", None)         # crashed mid-dump, old: removed
+    make("somebody-elses-folder", None)                      # not ours: never touched
+    (tmp_path / "streamflow-backup-20250101T030000Z.tar").write_text("")  # not a folder of ours
+
+    before = sorted(p.name for p in tmp_path.iterdir())
+    plan = apply_retention(tmp_path, NOW, keep_days=7, dry_run=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert plan.remove == ["streamflow-backup-20260101T030000Z", "streamflow-backup-20260202T030000Z"]
+
+    apply_retention(tmp_path, NOW, keep_days=7, dry_run=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "somebody-elses-folder", "streamflow-backup-20250101T030000Z.tar",
+        "streamflow-backup-20260201T030000Z", "streamflow-backup-20260305T030000Z"]

@@ -1,0 +1,148 @@
+"""Monitoring checks: pure evaluators, and the family through HttpHook against local servers that answer
+like Prometheus (/api/v1/targets), Alertmanager (/api/v2/alerts) and Grafana (/api/health)."""
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from streamflow_ops.config import load_config
+from streamflow_ops.monitoring import evaluators as ev
+from streamflow_ops.monitoring.checks import run_checks
+from streamflow_ops.results import Status
+from tests.fakes.http_api import FakeApi
+from tests.fakes.payloads import load
+
+CONFIG = load_config()
+
+
+# --- monitoring.prometheus_targets -----------------------------------------------------------------
+
+def test_targets_all_up_is_ok():
+    result = ev.evaluate_targets(load("prometheus", "targets_all_up"))
+    assert result.status is Status.OK and result.message == "all 4 Prometheus targets up"
+
+
+def test_targets_down_warns_and_names_them():
+    result = ev.evaluate_targets(load("prometheus", "targets_one_down"))
+    assert result.status is Status.WARNING
+    assert "1 of 5 Prometheus targets down: flink-jobmanager/10.42.0.33:9249" in result.message
+    assert "connection refused" in result.message
+    assert result.details["down"][0]["scrapeUrl"] == "http://10.42.0.33:9249/metrics"
+    assert result.runbook.startswith("Runbook 8.1")
+
+
+def test_targets_none_at_all_warns_and_api_error_is_unknown():
+    empty = load("prometheus", "targets_all_up")
+    empty["data"]["activeTargets"] = []
+    assert ev.evaluate_targets(empty).status is Status.WARNING
+    error = ev.evaluate_targets(load("prometheus", "targets_bad_request"))
+    assert error.status is Status.UNKNOWN and "bad_data" in error.message
+
+
+# --- monitoring.alertmanager -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("payload, expected, fragment", [
+    ("alerts_none", Status.OK, "no critical or warning alerts firing"),
+    ("alerts_watchdog_only", Status.OK, "1 other (info/none, e.g. Watchdog)"),
+    ("alerts_warning", Status.WARNING,
+     "1 warning: KafkaConsumerLagHigh (namespace=streamflow-kafka, job=kafka-exporter): Consumer group"),
+    ("alerts_critical", Status.CRITICAL, "1 critical: FlinkJobNotRunning (namespace=streamflow-processing"),
+])
+def test_alertmanager_bands(payload, expected, fragment):
+    result = ev.evaluate_alerts(load("alertmanager", payload))
+    assert result.status is expected
+    assert fragment in result.message
+
+
+def test_alertmanager_lists_every_severity_and_ignores_suppressed():
+    alerts = load("alertmanager", "alerts_critical")
+    result = ev.evaluate_alerts(alerts)
+    assert "1 critical: FlinkJobNotRunning" in result.message and "1 warning: KafkaConsumerLagHigh" in result.message
+    assert set(result.details["firing"]) == {"critical", "warning", "none"}
+    for alert in alerts:
+        alert["status"]["state"] = "suppressed"
+    assert ev.evaluate_alerts(alerts).status is Status.OK
+
+
+# --- monitoring.grafana ----------------------------------------------------------------------------
+
+def test_grafana_bands():
+    assert ev.evaluate_grafana(200, load("grafana", "health_ok")).status is Status.OK
+    failing = ev.evaluate_grafana(503, load("grafana", "health_database_failing"))
+    assert failing.status is Status.WARNING and "database 'failing'" in failing.message
+
+
+# --- the family through HttpHook against fake servers ----------------------------------------------
+
+CONNS = {"prometheus": "AIRFLOW_CONN_STREAMFLOW_PROMETHEUS", "alertmanager": "AIRFLOW_CONN_STREAMFLOW_ALERTMANAGER",
+         "grafana": "AIRFLOW_CONN_STREAMFLOW_GRAFANA"}
+
+
+def use_connection(monkeypatch, area, url):
+    host, port = url.rsplit(":", 1)
+    monkeypatch.setenv(CONNS[area], json.dumps({"conn_type": "http", "host": host, "port": int(port)}))
+
+
+@pytest.fixture
+def stack(monkeypatch):
+    """One fake server per API, answering a healthy monitoring stack."""
+    with FakeApi() as prometheus, FakeApi() as alertmanager, FakeApi() as grafana:
+        prometheus.route("GET", "/api/v1/targets", load("prometheus", "targets_all_up"))
+        alertmanager.route("GET", "/api/v2/alerts", load("alertmanager", "alerts_watchdog_only"))
+        grafana.route("GET", "/api/health", load("grafana", "health_ok"))
+        apis = {"prometheus": prometheus, "alertmanager": alertmanager, "grafana": grafana}
+        for area, api in apis.items():
+            use_connection(monkeypatch, area, api.url)
+        yield apis
+
+
+def statuses(results):
+    return {r.check_name: r.status for r in results}
+
+
+def test_family_healthy_stack_is_all_ok(stack):
+    results = run_checks(CONFIG)
+    assert statuses(results) == {"monitoring.prometheus_targets": Status.OK, "monitoring.alertmanager": Status.OK,
+                                 "monitoring.grafana": Status.OK}
+    assert stack["prometheus"].calls("GET", "/api/v1/targets")[0].query == {"state": ["active"]}
+    assert stack["alertmanager"].calls("GET", "/api/v2/alerts")[0].query == {
+        "active": ["true"], "silenced": ["false"], "inhibited": ["false"], "unprocessed": ["false"]}
+
+
+def test_family_unhealthy_stack(stack):
+    stack["prometheus"].route("GET", "/api/v1/targets", load("prometheus", "targets_one_down"))
+    stack["alertmanager"].route("GET", "/api/v2/alerts", load("alertmanager", "alerts_critical"))
+    stack["grafana"].route("GET", "/api/health", (503, load("grafana", "health_database_failing")))
+    assert statuses(run_checks(CONFIG)) == {"monitoring.prometheus_targets": Status.WARNING,
+                                            "monitoring.alertmanager": Status.CRITICAL,
+                                            "monitoring.grafana": Status.WARNING}
+
+
+def test_family_http_errors_are_unknown_with_url_and_status(stack):
+    stack["prometheus"].route("GET", "/api/v1/targets", (500, {"status": "error", "error": "internal"}))
+    stack["alertmanager"].route("GET", "/api/v2/alerts", (200, b"<html>oauth2-proxy sign in</html>"))
+    stack["grafana"].route("GET", "/api/health", (502, b"Bad Gateway"))
+    results = {r.check_name: r for r in run_checks(CONFIG)}
+    assert all(r.status is Status.UNKNOWN for r in results.values())
+    prometheus_url = stack["prometheus"].url
+    assert f"GET {prometheus_url}/api/v1/targets?state=active -> HTTP 500" in results[
+        "monitoring.prometheus_targets"].message
+    assert "not JSON" in results["monitoring.alertmanager"].message
+    assert "HTTP 502" in results["monitoring.grafana"].message
+
+
+def test_family_unreachable_is_unknown_and_missing_connection_skipped(stack, monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    use_connection(monkeypatch, "grafana", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv(CONNS["alertmanager"])
+    results = {r.check_name: r for r in run_checks(CONFIG)}
+    assert results["monitoring.prometheus_targets"].status is Status.OK
+    assert results["monitoring.alertmanager"].status is Status.SKIPPED
+    assert "streamflow_alertmanager" in results["monitoring.alertmanager"].message
+    grafana = results["monitoring.grafana"]
+    assert grafana.status is Status.UNKNOWN
+    assert f"GET http://127.0.0.1:{port}/api/health: no answer" in grafana.message

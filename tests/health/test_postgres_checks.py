@@ -1,0 +1,124 @@
+"""PostgreSQL checks: pure evaluators at the runbook's band edges, and the probes on a real warehouse."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+import pytest
+
+from streamflow_ops.config import load_config
+from streamflow_ops.postgres import checks as pg
+from streamflow_ops.results import Status
+
+CFG = load_config().postgres_checks
+NOW = datetime(2026, 5, 21, 12, 0, tzinfo=timezone.utc)
+MB = 1024 * 1024
+
+
+@pytest.mark.parametrize("used, expected", [(79, Status.OK), (80, Status.WARNING), (94, Status.WARNING),
+                                            (95, Status.CRITICAL), (100, Status.CRITICAL)])
+def test_connections_bands(used, expected):
+    result = pg.evaluate_connections(used, 100, 3, CFG)
+    assert result.status is expected
+    assert result.value == used and "max_connections=100" in result.message
+
+
+@pytest.mark.parametrize("lags, expected", [
+    ([], Status.OK), ([0], Status.OK), ([10 * MB - 1], Status.OK), ([10 * MB], Status.WARNING),
+    ([100 * MB], Status.WARNING), ([100 * MB + 1], Status.CRITICAL), ([1, 200 * MB], Status.CRITICAL),
+])
+def test_replication_lag_bands_and_no_replicas_is_ok(lags, expected):
+    replicas = [{"replica": f"r{i}", "state": "streaming", "lag_bytes": lag} for i, lag in enumerate(lags)]
+    assert pg.evaluate_replication_lag(replicas, CFG).status is expected
+
+
+def test_replication_lag_without_positions_is_unknown_not_ok():
+    result = pg.evaluate_replication_lag([{"replica": "r1", "state": "startup", "lag_bytes": None}], CFG)
+    assert result.status is Status.UNKNOWN
+
+
+def test_dead_tuples_one_result_per_table():
+    tables = [{"table_name": "silver.a", "n_dead_tup": 100_000, "n_live_tup": 5, "last_vacuum": None},
+              {"table_name": "silver.b", "n_dead_tup": 100_001, "n_live_tup": 5, "last_vacuum": None}]
+    results = {r.subject: r for r in pg.evaluate_dead_tuples(tables, CFG)}
+    assert results["silver.a"].status is Status.OK
+    assert results["silver.b"].status is Status.WARNING and "postgres_vacuum" in results["silver.b"].message
+    assert pg.evaluate_dead_tuples([], CFG)[0].status is Status.OK
+
+
+def test_long_queries_only_beyond_the_threshold():
+    queries = [{"pid": 1, "usename": "u", "application_name": "app", "running_s": 299.0, "query": "select 1"},
+               {"pid": 2, "usename": "u", "application_name": "", "running_s": 301.0, "query": "select pg_sleep(900)"}]
+    assert pg.evaluate_long_queries(queries[:1], CFG).status is Status.OK
+    result = pg.evaluate_long_queries(queries, CFG)
+    assert result.status is Status.WARNING and "pid 2" in result.message and result.value == 1
+
+
+@pytest.mark.parametrize("age, expected", [(499_999_999, Status.OK), (500_000_000, Status.WARNING),
+                                           (1_000_000_000, Status.WARNING), (1_000_000_001, Status.CRITICAL)])
+def test_txid_wraparound_bands(age, expected):
+    result = pg.evaluate_txid_wraparound([{"datname": "a", "xid_age": 10}, {"datname": "b", "xid_age": age}], CFG)
+    assert result.status is expected and result.value == age
+
+
+@pytest.mark.parametrize("hours, expected", [(1, Status.OK), (26, Status.OK), (26.5, Status.WARNING),
+                                             (50, Status.WARNING), (50.5, Status.CRITICAL)])
+def test_backup_age_bands(hours, expected):
+    result = pg.evaluate_backup_age({"ops.maintenance_audit": NOW - timedelta(hours=hours)}, {}, NOW, CFG)
+    assert result.status is expected
+
+
+def test_backup_age_takes_the_newest_source_and_none_is_critical():
+    newest = pg.evaluate_backup_age({"ops.maintenance_audit": NOW - timedelta(hours=60),
+                                     "cnpg": NOW - timedelta(hours=2)}, {}, NOW, CFG)
+    assert newest.status is Status.OK and "from cnpg" in newest.message
+    assert pg.evaluate_backup_age({"ops.maintenance_audit": None}, {}, NOW, CFG).status is Status.CRITICAL
+    # One source failing leaves the other's answer; all failing is unknown, not "no backup".
+    partial = pg.evaluate_backup_age({"ops.maintenance_audit": NOW - timedelta(hours=1)}, {"cnpg": "timeout"}, NOW, CFG)
+    assert partial.status is Status.OK and partial.details["errors"] == {"cnpg": "timeout"}
+    assert pg.evaluate_backup_age({}, {"ops.maintenance_audit": "boom"}, NOW, CFG).status is Status.UNKNOWN
+
+
+# --- probes against the real sandbox PostgreSQL --------------------------------------------------------
+
+def by_name(results):
+    return {(r.check_name, r.subject): r for r in results}
+
+
+def test_run_checks_on_the_seeded_warehouse(warehouse_db):
+    results = pg.run_checks(load_config())
+    names = {r.check_name for r in results}
+    assert names == set(pg.CHECKS)
+    found = by_name(results)
+    assert found[("postgres.dead_tuples", "silver.transactions_enriched")].status is Status.OK
+    assert found[("postgres.replication_lag", "")].status is Status.OK
+    # Nothing was ever backed up in a fresh warehouse: that is critical, not fine.
+    assert found[("postgres.backup_age", "")].status is Status.CRITICAL
+    assert all(r.status is Status.OK for r in results if r.check_name != "postgres.backup_age")
+
+
+def test_long_running_query_is_seen(warehouse_db):
+    config = load_config({"postgres_checks": {"long_query_s": 1}})
+    sleeper = threading.Thread(target=lambda: psycopg.connect(warehouse_db, autocommit=True).execute(
+        "select pg_sleep(4)"))
+    sleeper.start()
+    try:
+        time.sleep(2)
+        result = by_name(pg.run_checks(config))[("postgres.long_running_queries", "")]
+    finally:
+        sleeper.join()
+    assert result.status is Status.WARNING and "pg_sleep" in result.message
+
+
+def test_unreachable_server_is_critical_and_the_rest_unknown(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_POSTGRES", "postgresql://u:p@127.0.0.1:9/none")
+    results = pg.run_checks(load_config())
+    assert by_name(results)[("postgres.reachable", "")].status is Status.CRITICAL
+    assert {r.status for r in results if r.check_name != "postgres.reachable"} == {Status.UNKNOWN}
+
+
+def test_not_configured_is_skipped(monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_STREAMFLOW_POSTGRES", raising=False)
+    assert {r.status for r in pg.run_checks(load_config())} == {Status.SKIPPED}

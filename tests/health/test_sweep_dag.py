@@ -1,0 +1,125 @@
+"""platform_health_sweep end to end with dag.test(): stored results, the report, and alerts that are
+sent only when something changed, with a PagerDuty resolve after recovery."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from sandbox import seed
+from streamflow_ops.store import AuditRecord, ensure_ops_schema, write_audit
+from streamflow_ops.sweep import FAMILIES, FAMILY_BUDGET_S
+from tests.health.fake_alerts import alert_far_ends, pd_actions
+
+DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "platform_health_sweep.py"
+BACKUP_KEY = "streamflow-ops/postgres.backup_age"
+
+
+@pytest.fixture(scope="module")
+def sweep_dag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAG_FILE))
+    assert bag.import_errors == {}
+    return bag.dags["platform_health_sweep"]
+
+
+def test_shape_families_in_parallel_then_summary_then_alert(sweep_dag):
+    families = {f"check_{f}" for f in FAMILIES}
+    assert families == {"check_kafka", "check_flink", "check_postgres", "check_kubernetes", "check_airflow",
+                        "check_monitoring", "check_business"}
+    summarize = sweep_dag.get_task("summarize")
+    assert summarize.upstream_task_ids == families and summarize.trigger_rule == "all_done"
+    assert sweep_dag.get_task("alert").upstream_task_ids == {"summarize"}
+    for task_id in families:
+        task = sweep_dag.get_task(task_id)
+        assert task.upstream_task_ids == set()
+        assert FAMILY_BUDGET_S < task.execution_timeout.total_seconds() <= 60
+    assert sweep_dag.params["dry_run"] is False
+    assert sweep_dag.schedule == "@hourly" and sweep_dag.max_active_runs == 1
+
+
+def record_backup(dsn: str, hours_ago: float) -> None:
+    finished = datetime.now(timezone.utc) - timedelta(hours=hours_ago)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        ensure_ops_schema(conn)
+        write_audit(conn, AuditRecord("postgres_backup", "manual__test", "backup", "backup", "gold", dry_run=False,
+                                      started_at=finished - timedelta(minutes=3), finished_at=finished,
+                                      outcome="success", details={"method": "pg_dump", "location": "/tmp/x.dump",
+                                                                  "size_bytes": 1024, "duration_s": 180}))
+
+
+def forget_backups(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("delete from ops.maintenance_audit where action = 'backup'")
+
+
+def sweep(dag, dsn: str, **conf):
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        seed.top_up(conn)  # the pipeline looks live
+    return dag.test(run_conf=conf or None)
+
+
+def stored(dsn: str, run_id: str) -> dict[tuple[str, str], str]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("select check_name, subject, status from ops.health_check_results where sweep_id = %s",
+                            (run_id,)).fetchall()
+    return {(c, s): st for c, s, st in rows}
+
+
+def xcom(dr, task_id: str, key: str = "return_value"):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.query(XComModel).filter_by(run_id=dr.run_id, task_id=task_id, key=key).one()
+        return XComModel.deserialize_value(row)
+
+
+def test_alerts_only_on_change_and_resolve_after_recovery(sweep_dag, airflow_db, warehouse_db, monkeypatch):
+    with alert_far_ends(monkeypatch) as (slack_api, pd_api):
+        record_backup(warehouse_db, hours_ago=2)
+        first = sweep(sweep_dag, warehouse_db)
+        assert first.state == "success"
+        results = stored(warehouse_db, first.run_id)
+        assert results[("postgres.backup_age", "")] == "ok"
+        assert {c.split(".")[0] for c, _ in results} >= set(FAMILIES) - {"kafka", "flink", "kubernetes", "airflow",
+                                                                          "monitoring"}
+        summary = xcom(first, "summarize")
+        assert summary["status"] == "ok" and "platform health sweep" in summary["report"]
+        assert slack_api.requests == [] and pd_api.requests == []  # healthy first sweep: nothing to say
+
+        forget_backups(warehouse_db)  # the nightly backup stopped recording: critical
+        second = sweep(sweep_dag, warehouse_db)
+        assert second.state == "success" and stored(warehouse_db, second.run_id)[("postgres.backup_age", "")] == "critical"
+        assert len(slack_api.calls("POST")) == 1 and pd_actions(pd_api) == [("trigger", BACKUP_KEY)]
+        assert "postgres.backup_age" in str(slack_api.calls("POST")[0].json()["blocks"])
+
+        third = sweep(sweep_dag, warehouse_db)  # unchanged: silence
+        assert third.state == "success"
+        assert len(slack_api.calls("POST")) == 1 and len(pd_api.calls("POST")) == 1
+
+        record_backup(warehouse_db, hours_ago=0.1)  # recovered
+        fourth = sweep(sweep_dag, warehouse_db)
+        assert fourth.state == "success"
+        assert len(slack_api.calls("POST")) == 2 and pd_actions(pd_api)[-1] == ("resolve", BACKUP_KEY)
+        assert "resolution" in str(slack_api.calls("POST")[1].json()["blocks"])
+        assert xcom(fourth, "alert")["delivery"]["slack"] == "sent"
+
+
+def test_dry_run_records_but_sends_nothing(sweep_dag, airflow_db, warehouse_db, monkeypatch):
+    with alert_far_ends(monkeypatch) as (slack_api, pd_api):
+        dr = sweep(sweep_dag, warehouse_db, dry_run=True)  # no backup ever: critical, a new problem
+        assert dr.state == "success"
+        assert stored(warehouse_db, dr.run_id)[("postgres.backup_age", "")] == "critical"
+        assert slack_api.requests == [] and pd_api.requests == []
+        outcome = xcom(dr, "alert")
+        assert outcome["delivery"]["pagerduty"] == [{"action": "trigger", "dedup_key": BACKUP_KEY,
+                                                      "outcome": "dry run: not sent"}]
+
+
+def test_bad_param_is_refused_before_any_work(sweep_dag, airflow_db):
+    with pytest.raises(Exception, match="dry_run"):
+        sweep_dag.test(run_conf={"dry_run": "yes please"})

@@ -1,0 +1,140 @@
+"""KafkaConsumerLagSensor and its trigger against Tansu: a real consumer catching up, or not."""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+from airflow.sdk.exceptions import AirflowSensorTimeout
+from confluent_kafka import Consumer, TopicPartition
+
+from sandbox import kafka as sandbox_kafka
+from streamflow_ops.kafka.sensors import KafkaConsumerLagSensor
+from streamflow_ops.kafka.triggers import KafkaConsumerLagTrigger
+from tests.kafka.broker import commit, create_topic, kafka_conn_env, produce, unique
+
+pytestmark = pytest.mark.kafka
+BACKLOG = 600
+
+
+@pytest.fixture
+def lagging_group(kafka_service, monkeypatch) -> tuple[str, str, str]:
+    """(bootstrap, topic, group): a group BACKLOG messages behind on its own one-partition topic."""
+    bootstrap = sandbox_kafka.bootstrap(kafka_service)
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_KAFKA", kafka_conn_env(bootstrap))
+    topic, group = create_topic(bootstrap, partitions=1, prefix="drain"), unique("drain")
+    produce(bootstrap, topic, {0: BACKLOG})
+    commit(bootstrap, group, topic, {0: 0})
+    return bootstrap, topic, group
+
+
+class CatchingUpConsumer(threading.Thread):
+    """A real consumer that starts after `delay` s and commits every `step` messages until drained."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str, delay: float = 1.0, step: int = 100) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap, self.topic, self.group, self.delay, self.step = bootstrap, topic, group, delay, step
+
+    def run(self) -> None:
+        time.sleep(self.delay)
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.group,
+                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        try:
+            consumer.assign([TopicPartition(self.topic, 0, 0)])
+            while messages := consumer.consume(num_messages=self.step, timeout=2):
+                consumer.commit(asynchronous=False)
+                time.sleep(0.2)
+        finally:
+            consumer.close()
+
+
+def first_event(trigger: KafkaConsumerLagTrigger) -> dict:
+    async def wait() -> dict:
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("the trigger ended without an event")
+    return asyncio.run(wait())
+
+
+def trigger_for(group: str, seconds: float, **kwargs) -> KafkaConsumerLagTrigger:
+    return KafkaConsumerLagTrigger(group_id=group, max_lag=0, deadline=time.time() + seconds, poll_interval=0.3,
+                                   request_timeout_s=5, **kwargs)
+
+
+def test_trigger_succeeds_when_a_background_consumer_catches_up(lagging_group):
+    bootstrap, topic, group = lagging_group
+    consumer = CatchingUpConsumer(bootstrap, topic, group)
+    consumer.start()
+    event = first_event(trigger_for(group, 60))
+    consumer.join(10)
+    assert event["status"] == "success" and event["lag"] == 0
+    assert event["history"][0][1] == BACKLOG  # it saw the backlog before the drain
+
+
+def test_trigger_times_out_and_the_sensor_says_last_lag_and_trend(lagging_group):
+    _, topic, group = lagging_group
+    event = first_event(trigger_for(group, 1.5, topics=[topic]))
+    assert event["status"] == "timeout" and event["history"][-1][1] == BACKLOG and len(event["history"]) >= 2
+    sensor = KafkaConsumerLagSensor(task_id="drain", group_id=group, topics=[topic])
+    with pytest.raises(AirflowSensorTimeout) as failure:
+        sensor.execute_complete({}, event, started=time.time() - 1.5)
+    assert f"consumer group {group} on {topic} still 600 behind after 2 s (threshold 0)" in str(failure.value)
+    assert "trend: flat" in str(failure.value)
+
+
+def test_trigger_survives_a_serialise_round_trip():
+    trigger = KafkaConsumerLagTrigger(group_id="g", max_lag=10, deadline=1_700_000_000.5, topics=["a", "b"],
+                                      poll_interval=5, request_timeout_s=3, history=[[1.0, 20]])
+    classpath, kwargs = trigger.serialize()
+    module, name = classpath.rsplit(".", 1)
+    rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert classpath == "streamflow_ops.kafka.triggers.KafkaConsumerLagTrigger"
+
+
+def test_poke_mode_fallback_times_out_with_the_same_message(lagging_group):
+    _, _, group = lagging_group
+    sensor = KafkaConsumerLagSensor(task_id="drain", group_id=group, deferrable=False, timeout=1, poke_interval=0.3)
+    with pytest.raises(AirflowSensorTimeout, match=f"consumer group {group} still 600 behind .* trend: flat"):
+        sensor.execute({})
+    relaxed = KafkaConsumerLagSensor(task_id="drain", group_id=group, deferrable=False, max_lag=BACKLOG, timeout=5)
+    assert relaxed.execute({}) == BACKLOG
+
+
+def test_bad_threshold_fails_before_any_read():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="max_lag"):
+        KafkaConsumerLagSensor(task_id="drain", group_id="g", max_lag=-1).execute({})
+
+
+def sensor_dag(group: str, timeout: float):
+    from airflow.sdk import dag
+
+    @dag(dag_id=unique("lag_sensor_test"), schedule=None, start_date=datetime(2025, 1, 1, tzinfo=timezone.utc),
+         catchup=False, doc_md="KafkaConsumerLagSensor under dag.test()", tags=["test"])
+    def drain():
+        KafkaConsumerLagSensor(task_id="drained", group_id=group, poke_interval=0.3, timeout=timeout)
+
+    return drain()
+
+
+@pytest.mark.airflow
+def test_deferrable_sensor_in_a_dag_run_succeeds_when_the_consumer_catches_up(lagging_group, airflow_db):
+    bootstrap, topic, group = lagging_group
+    consumer = CatchingUpConsumer(bootstrap, topic, group)
+    consumer.start()
+    run = sensor_dag(group, timeout=60).test()
+    consumer.join(10)
+    assert run.state == "success"
+
+
+@pytest.mark.airflow
+def test_deferrable_sensor_in_a_dag_run_fails_when_nobody_consumes(lagging_group, airflow_db):
+    _, _, group = lagging_group
+    run = sensor_dag(group, timeout=2).test()
+    assert run.state == "failed"
+    assert {ti.task_id: ti.state for ti in run.get_task_instances()} == {"drained": "failed"}

@@ -37,6 +37,8 @@ class Standalone:
     """Where one profile's `airflow standalone` lives and how to reach it."""
 
     layout: Layout
+    # Export the profile's sandbox connections (AIRFLOW_CONN_*) when it is not the dev profile.
+    sandbox_connections: bool = True
 
     @property
     def home(self) -> Path:
@@ -84,7 +86,6 @@ class Standalone:
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(base + 93),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(base + 94),
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -92,7 +93,8 @@ class Standalone:
         if profile_connections and self.layout.port_base != DEV_PORT_BASE:
             # airflow_settings.yaml names the dev profile's ports; another profile's connections come
             # from the environment, which Airflow reads before the metadata database.
-            env.update(connections.airflow_env(self.layout))
+            if self.sandbox_connections:
+                env.update(connections.airflow_env(self.layout))
             env["AIRFLOW_CONN_STREAMFLOW_AIRFLOW_API"] = json.dumps({
                 "conn_type": "http", "host": "127.0.0.1", "port": self.api_port, "schema": "http",
                 "login": ADMIN, "password": self.password()})

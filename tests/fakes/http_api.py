@@ -108,3 +108,18 @@ def write_kubeconfig(path, server_url: str) -> str:
     }
     path.write_text(json.dumps(config))
     return str(path)
+
+
+def unused_port() -> int:
+    """A local port nobody listens on: connecting to it is refused at once (an API that is down)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_connection(url: str, **fields: Any) -> str:
+    """An AIRFLOW_CONN_* value (JSON) for an http connection to `url` (e.g. a FakeApi), plus login etc."""
+    host, port = url.rsplit(":", 1)
+    return json.dumps({"conn_type": "http", "host": host, "port": int(port), **fields})

@@ -2,8 +2,6 @@
 answers like Airflow 3's REST API (payloads serialised by the installed Airflow's own response models)."""
 from __future__ import annotations
 
-import json
-import socket
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -13,7 +11,7 @@ from streamflow_ops.airflow_api.checks import run_checks
 from streamflow_ops.config import load_config
 from streamflow_ops.results import Status
 from streamflow_ops.timeutil import parse_time
-from tests.fakes.http_api import FakeApi
+from tests.fakes.http_api import FakeApi, http_connection, unused_port
 from tests.fakes.payloads import load
 
 NOW = datetime(2026, 5, 21, 12, 0, tzinfo=timezone.utc)
@@ -175,9 +173,7 @@ class FakeAirflow:
 
 
 def use_connection(monkeypatch, url, login="admin", password="s3cret"):
-    host, port = url.rsplit(":", 1)
-    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_AIRFLOW_API", json.dumps(
-        {"conn_type": "http", "host": host, "port": int(port), "login": login, "password": password}))
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_AIRFLOW_API", http_connection(url, login=login, password=password))
 
 
 @pytest.fixture
@@ -247,9 +243,7 @@ def test_family_server_error_and_garbage_are_unknown(airflow_api):
 
 
 def test_family_unreachable_api_is_unknown_everywhere(monkeypatch):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = unused_port()
     use_connection(monkeypatch, f"http://127.0.0.1:{port}")
     results = run_checks(CONFIG, now=NOW)
     assert len(results) == 1 + len(WATCHED)

@@ -3,7 +3,6 @@ against a local server that answers like the Kubernetes API."""
 from __future__ import annotations
 
 import json
-import socket
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -12,7 +11,7 @@ from streamflow_ops.config import load_config
 from streamflow_ops.kubernetes import evaluators as ev
 from streamflow_ops.kubernetes.checks import run_checks
 from streamflow_ops.results import Status
-from tests.fakes.http_api import FakeApi, write_kubeconfig
+from tests.fakes.http_api import FakeApi, unused_port, write_kubeconfig
 from tests.fakes.payloads import load
 
 NOW = datetime(2026, 5, 21, 12, 0, tzinfo=timezone.utc)
@@ -69,12 +68,14 @@ def test_pods_bands(names, expected, fragment):
 def test_pods_worst_first_and_every_unhealthy_pod_in_details():
     result = ev.evaluate_pods("ns", pod_list("pod_not_ready", "pod_crashloopbackoff", "pod_running_ready")["items"],
                               RULES, NOW)
-    assert [p["pod"] for p in result.details["unhealthy"]] == ["fraud-detection-taskmanager-1-1", "streamflow-postgres-2"]
+    assert [p["pod"] for p in result.details["unhealthy"]] == ["fraud-detection-taskmanager-1-1",
+                                                               "streamflow-postgres-2"]
     assert result.value == 2
 
 
 def test_pods_not_ready_within_grace_and_old_restarts_are_not_problems():
-    just_started = ev.evaluate_pods("ns", pod_list("pod_not_ready")["items"], RULES, NOW.replace(minute=0) - timedelta(minutes=28))
+    two_minutes_in = datetime(2026, 5, 21, 11, 32, tzinfo=timezone.utc)  # not Ready since 11:30
+    just_started = ev.evaluate_pods("ns", pod_list("pod_not_ready")["items"], RULES, two_minutes_in)
     assert just_started.status is Status.OK
     long_ago = ev.evaluate_pods("ns", pod_list("pod_restarting")["items"], RULES, NOW + timedelta(days=2))
     assert long_ago.status is Status.OK
@@ -194,6 +195,12 @@ def test_flink_deployment_bands(name, expected, fragment):
     assert fragment in result.message
 
 
+def test_flink_deployment_planned_upgrade_only_warns():
+    upgrading = k8s("flinkdeployment_upgrading")
+    upgrading["status"].update({"jobManagerDeploymentStatus": "MISSING", "jobStatus": {"state": "FINISHED"}})
+    assert ev.evaluate_flink_deployment("f", "ns", upgrading).status is Status.WARNING
+
+
 def test_flink_deployment_suspended_is_critical_and_no_status_warns():
     suspended = k8s("flinkdeployment_stable")
     suspended["status"].update({"lifecycleState": "SUSPENDED", "jobStatus": {"state": "FINISHED"}})
@@ -297,7 +304,8 @@ def test_family_forbidden_namespace_is_unknown_and_names_url_and_status(kube_api
 
 
 def test_family_server_error_and_garbage_are_unknown(kube_api):
-    kube_api.route("GET", r"/apis/kafka.strimzi.io/.*", (500, {"kind": "Status", "code": 500, "message": "etcdserver: leader changed"}))
+    kube_api.route("GET", r"/apis/kafka.strimzi.io/.*",
+                   (500, {"kind": "Status", "code": 500, "message": "etcdserver: leader changed"}))
     kube_api.route("GET", r"/apis/postgresql.cnpg.io/.*", (200, b"<html>proxy error</html>"))
     results = by_subject(run_checks(CONFIG, now=NOW))
     strimzi = results[("kubernetes.strimzi_kafka", "streamflow-kafka/streamflow-kafka")]
@@ -307,9 +315,7 @@ def test_family_server_error_and_garbage_are_unknown(kube_api):
 
 
 def test_family_unreachable_api_is_unknown_everywhere(tmp_path, monkeypatch):
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = unused_port()
     use_kubeconfig(tmp_path, monkeypatch, f"http://127.0.0.1:{port}")
     results = run_checks(CONFIG, now=NOW)
     assert len(results) == len(NAMESPACES) + 3

@@ -2,8 +2,6 @@
 like Prometheus (/api/v1/targets), Alertmanager (/api/v2/alerts) and Grafana (/api/health)."""
 from __future__ import annotations
 
-import json
-import socket
 
 import pytest
 
@@ -11,7 +9,7 @@ from streamflow_ops.config import load_config
 from streamflow_ops.monitoring import evaluators as ev
 from streamflow_ops.monitoring.checks import run_checks
 from streamflow_ops.results import Status
-from tests.fakes.http_api import FakeApi
+from tests.fakes.http_api import FakeApi, http_connection, unused_port
 from tests.fakes.payloads import load
 
 CONFIG = load_config()
@@ -81,8 +79,7 @@ CONNS = {"prometheus": "AIRFLOW_CONN_STREAMFLOW_PROMETHEUS", "alertmanager": "AI
 
 
 def use_connection(monkeypatch, area, url):
-    host, port = url.rsplit(":", 1)
-    monkeypatch.setenv(CONNS[area], json.dumps({"conn_type": "http", "host": host, "port": int(port)}))
+    monkeypatch.setenv(CONNS[area], http_connection(url))
 
 
 @pytest.fixture
@@ -134,9 +131,7 @@ def test_family_http_errors_are_unknown_with_url_and_status(stack):
 
 
 def test_family_unreachable_is_unknown_and_missing_connection_skipped(stack, monkeypatch):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = unused_port()
     use_connection(monkeypatch, "grafana", f"http://127.0.0.1:{port}")
     monkeypatch.delenv(CONNS["alertmanager"])
     results = {r.check_name: r for r in run_checks(CONFIG)}

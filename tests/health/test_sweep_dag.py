@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from sandbox import seed
+from streamflow_ops.results import worst
 from streamflow_ops.store import AuditRecord, ensure_ops_schema, write_audit
 from streamflow_ops.sweep import FAMILIES, FAMILY_BUDGET_S
 from tests.health.fake_alerts import alert_far_ends, pd_actions
@@ -88,7 +89,8 @@ def test_alerts_only_on_change_and_resolve_after_recovery(sweep_dag, airflow_db,
         assert {c.split(".")[0] for c, _ in results} >= set(FAMILIES) - {"kafka", "flink", "kubernetes", "airflow",
                                                                           "monitoring"}
         summary = xcom(first, "summarize")
-        assert summary["status"] == "ok" and "platform health sweep" in summary["report"]
+        assert summary["status"] == worst(results.values()).value and "platform health sweep" in summary["report"]
+        assert summary["counts"]["critical"] == summary["counts"]["warning"] == 0
         assert slack_api.requests == [] and pd_api.requests == []  # healthy first sweep: nothing to say
 
         forget_backups(warehouse_db)  # the nightly backup stopped recording: critical

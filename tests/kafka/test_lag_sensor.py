@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import threading
 import time
 from datetime import datetime, timezone
@@ -111,30 +112,51 @@ def test_bad_threshold_fails_before_any_read():
         KafkaConsumerLagSensor(task_id="drain", group_id="g", max_lag=-1).execute({})
 
 
-def sensor_dag(group: str, timeout: float):
-    from airflow.sdk import dag
+DAG_FILE = """
+from datetime import datetime, timezone
 
-    @dag(dag_id=unique("lag_sensor_test"), schedule=None, start_date=datetime(2025, 1, 1, tzinfo=timezone.utc),
-         catchup=False, doc_md="KafkaConsumerLagSensor under dag.test()", tags=["test"])
-    def drain():
-        KafkaConsumerLagSensor(task_id="drained", group_id=group, poke_interval=0.3, timeout=timeout)
+from airflow.sdk import dag
 
-    return drain()
+from streamflow_ops.kafka.sensors import KafkaConsumerLagSensor
+
+
+@dag(dag_id={dag_id!r}, schedule=None, start_date=datetime(2025, 1, 1, tzinfo=timezone.utc), catchup=False,
+     doc_md="KafkaConsumerLagSensor under dag.test()", tags=["test"])
+def drain():
+    KafkaConsumerLagSensor(task_id="drained", group_id={group!r}, poke_interval=0.3, timeout={timeout})
+
+
+the_dag = drain()
+"""
+
+
+def sensor_dag(folder, monkeypatch, group: str, timeout: float):
+    """A DAG file in a folder of its own: dag.test() serialises DAGs from the dags-folder bundle."""
+    import airflow.settings
+
+    dag_id = unique("lag_sensor_test").replace("-", "_")
+    path = folder / f"{dag_id}.py"
+    path.write_text(DAG_FILE.format(dag_id=dag_id, group=group, timeout=timeout))
+    monkeypatch.setattr(airflow.settings, "DAGS_FOLDER", str(folder))
+    spec = importlib.util.spec_from_file_location(dag_id, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return next(v for v in vars(module).values() if getattr(v, "dag_id", None) == dag_id)
 
 
 @pytest.mark.airflow
-def test_deferrable_sensor_in_a_dag_run_succeeds_when_the_consumer_catches_up(lagging_group, airflow_db):
+def test_deferrable_sensor_in_a_dag_run_succeeds_when_the_consumer_catches_up(lagging_group, airflow_db, tmp_path, monkeypatch):
     bootstrap, topic, group = lagging_group
     consumer = CatchingUpConsumer(bootstrap, topic, group)
     consumer.start()
-    run = sensor_dag(group, timeout=60).test()
+    run = sensor_dag(tmp_path, monkeypatch, group, timeout=60).test()
     consumer.join(10)
     assert run.state == "success"
 
 
 @pytest.mark.airflow
-def test_deferrable_sensor_in_a_dag_run_fails_when_nobody_consumes(lagging_group, airflow_db):
+def test_deferrable_sensor_in_a_dag_run_fails_when_nobody_consumes(lagging_group, airflow_db, tmp_path, monkeypatch):
     _, _, group = lagging_group
-    run = sensor_dag(group, timeout=2).test()
+    run = sensor_dag(tmp_path, monkeypatch, group, timeout=2).test()
     assert run.state == "failed"
     assert {ti.task_id: ti.state for ti in run.get_task_instances()} == {"drained": "failed"}

@@ -211,6 +211,7 @@ FLINK_JM = {"READY": Status.OK, "DEPLOYING": Status.WARNING, "DEPLOYED_NOT_READY
 FLINK_LIFECYCLE = {"STABLE": Status.OK, "DEPLOYED": Status.OK, "CREATED": Status.WARNING,
                    "UPGRADING": Status.WARNING, "ROLLING_BACK": Status.WARNING, "ROLLED_BACK": Status.WARNING,
                    "SUSPENDED": Status.CRITICAL, "FAILED": Status.CRITICAL}
+FLINK_TRANSITIONAL = {"CREATED", "UPGRADING", "ROLLING_BACK"}
 FLINK_JOB = {"RUNNING": Status.OK, "CREATED": Status.WARNING, "INITIALIZING": Status.WARNING,
              "RECONCILING": Status.WARNING, "RESTARTING": Status.WARNING, "CANCELLING": Status.CRITICAL,
              "CANCELED": Status.CRITICAL, "FAILING": Status.CRITICAL, "FAILED": Status.CRITICAL,
@@ -227,6 +228,9 @@ def evaluate_flink_deployment(name: str, namespace: str, deployment: dict[str, A
     # A value the operator has not written yet says nothing; an unfamiliar one is worth a look.
     levels = [table.get(value, Status.WARNING) for _, value, table in observed if value]
     level = worst(levels) if levels else Status.WARNING
+    if status.get("lifecycleState") in FLINK_TRANSITIONAL:
+        # A savepoint upgrade stops the job (FINISHED) and replaces the JobManager (MISSING) on purpose.
+        level = Status.WARNING
     summary = ", ".join(f"{label} {value}" for label, value, _ in observed if value) or "no status yet"
     error = f"; error: {str(status['error'])[:300]}" if status.get("error") else ""
     details = {"jobManagerDeploymentStatus": status.get("jobManagerDeploymentStatus"),

@@ -81,7 +81,8 @@ def evaluate_grafana(http_status: int, health: dict[str, Any]) -> CheckResult:
     base = dict(check_name=GRAFANA, runbook=section(GRAFANA), threshold='warning: database not "ok"',
                 details={"http_status": http_status, **health})
     if http_status == 200 and health.get("database") == "ok":
-        return CheckResult(status=Status.OK, **base, message=f"Grafana {health.get('version', '?')} healthy, database ok")
+        return CheckResult(status=Status.OK, **base,
+                           message=f"Grafana {health.get('version', '?')} healthy, database ok")
     return CheckResult(status=Status.WARNING, **base,
                        message=f"Grafana unhealthy (HTTP {http_status}, database {health.get('database')!r}): "
                                f"dashboards are down - check the Grafana pod and its database")

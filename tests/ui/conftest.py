@@ -1,0 +1,66 @@
+"""One `airflow standalone` for the UI tests' session, on the test profile's ports and warehouse.
+
+It runs the real DAGs folder against a fresh copy of the seeded warehouse; its Pushgateway is a local
+HTTP receiver in this process. No cron runs (use_job_schedule off): only what the tests trigger runs.
+The group is stopped at the end of the session whatever happened, so no process is left behind.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from sandbox import postgres
+from scripts.ui import Standalone
+from streamflow_ops.metrics import JOB
+from tests.fakes.http_api import FakeApi
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def pushgateway():
+    with FakeApi() as api:
+        api.route("PUT", f"/metrics/job/{JOB}", (200, b""))
+        yield api
+
+
+@pytest.fixture(scope="session")
+def ui_warehouse(postgres_service):
+    """A session copy of the seeded template for the standalone's tasks (DSN, database name)."""
+    import psycopg
+
+    from tests.conftest import TEMPLATE_DB
+
+    name = f"ui_{uuid.uuid4().hex[:10]}"
+    admin = postgres.dsn(postgres_service, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}" template "{TEMPLATE_DB}"')
+    yield postgres.dsn(postgres_service, name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="session")
+def airflow_ui(postgres_service, ui_warehouse, pushgateway):
+    standalone = Standalone(postgres_service, sandbox_connections=False)
+    extra_env = {
+        "AIRFLOW_CONN_STREAMFLOW_POSTGRES": ui_warehouse,
+        "AIRFLOW_CONN_STREAMFLOW_PUSHGATEWAY": json.dumps(
+            {"conn_type": "http", "host": "127.0.0.1", "port": pushgateway.port, "schema": "http"}),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+    }
+    try:
+        standalone.start(extra_env=extra_env)
+        yield standalone
+    finally:
+        standalone.stop()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

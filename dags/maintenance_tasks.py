@@ -76,4 +76,4 @@ def build(deadline: DeadlineAlert | None = WINDOW_DEADLINE):
     return maintenance_tasks()
 
 
-dag = build()
+maintenance_window = build()

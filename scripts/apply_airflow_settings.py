@@ -1,12 +1,12 @@
 """Apply an Astro CLI airflow_settings.yaml (connections, pools, variables) where there is no Astro CLI.
 
-Usage: python -m scripts.apply_airflow_settings [airflow_settings.yaml]. Idempotent: entries are
-created or overwritten; nothing else in the metadata database is touched.
+Usage: python -m scripts.apply_airflow_settings [airflow_settings.yaml] [--no-connections].
+Idempotent: entries are created or overwritten; nothing else in the metadata database is touched.
 """
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import yaml
@@ -15,13 +15,13 @@ CONN_FIELDS = {"conn_type": "conn_type", "conn_host": "host", "conn_schema": "sc
                "conn_password": "password", "conn_port": "port"}
 
 
-def apply(settings: dict) -> str:
+def apply(settings: dict, connections: bool = True) -> str:
     from airflow.models import Connection, Pool, Variable
     from airflow.utils.session import create_session
 
     section = settings.get("airflow") or {}
     with create_session() as session:
-        for item in section.get("connections") or []:
+        for item in (section.get("connections") or []) if connections else []:
             if item.get("conn_uri"):
                 conn = Connection(conn_id=item["conn_id"], uri=item["conn_uri"])
             else:
@@ -35,10 +35,15 @@ def apply(settings: dict) -> str:
                                        include_deferred=False, session=session)
         for item in section.get("variables") or []:
             Variable.set(item["variable_name"], item["variable_value"], session=session)
-    return (f"applied {len(section.get('connections') or [])} connections, {len(section.get('pools') or [])} "
+    return (f"applied {len(section.get('connections') or []) if connections else 0} connections, "
+            f"{len(section.get('pools') or [])} "
             f"pools, {len(section.get('variables') or [])} variables")
 
 
 if __name__ == "__main__":
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else "airflow_settings.yaml")
-    print(apply(yaml.safe_load(path.read_text())))
+    parser = argparse.ArgumentParser(prog="python -m scripts.apply_airflow_settings", description=__doc__)
+    parser.add_argument("path", nargs="?", default="airflow_settings.yaml", type=Path)
+    parser.add_argument("--no-connections", action="store_true",
+                        help="pools and variables only (the connections come from the environment)")
+    args = parser.parse_args()
+    print(apply(yaml.safe_load(args.path.read_text()), connections=not args.no_connections))

@@ -41,6 +41,10 @@ class Standalone:
     sandbox_connections: bool = True
 
     @property
+    def dev_profile(self) -> bool:
+        return self.layout.port_base == DEV_PORT_BASE
+
+    @property
     def home(self) -> Path:
         # Not the tests' airflow_home: a running scheduler must never see dag.test()'s runs.
         return self.layout.root / "airflow_ui"
@@ -90,7 +94,7 @@ class Standalone:
             "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         })
-        if profile_connections and self.layout.port_base != DEV_PORT_BASE:
+        if profile_connections and not self.dev_profile:
             # airflow_settings.yaml names the dev profile's ports; another profile's connections come
             # from the environment, which Airflow reads before the metadata database.
             if self.sandbox_connections:
@@ -132,8 +136,10 @@ class Standalone:
                   env=self.env(extra_env), cwd=REPO)
             wait_until(lambda: bool(self.health()), timeout, "airflow standalone", self.log_file, self.pid_file,
                        interval=0.5)
-            self._python(["-m", "scripts.apply_airflow_settings", str(SETTINGS_FILE)],
-                          self.env(extra_env, profile_connections=False))
+            loader = ["-m", "scripts.apply_airflow_settings", str(SETTINGS_FILE)]
+            if not self.dev_profile:  # the file's connections name the dev profile's ports
+                loader.append("--no-connections")
+            self._python(loader, self.env(extra_env, profile_connections=False))
         wait_until(self.healthy, timeout, "airflow standalone", self.log_file, self.pid_file, interval=0.5)
 
     def _python(self, args: list[str], env: dict[str, str]) -> None:

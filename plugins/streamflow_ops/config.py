@@ -132,6 +132,9 @@ class FlinkConfig(Section):
     backpressure_warning_ratio: Ratio = 0.8
     expected_taskmanagers: Annotated[int, Field(ge=1)] = 2
     request_timeout_s: Positive = 10
+    connect_timeout_s: Positive = 3
+    # A vertex whose backpressure is not sampled yet is polled once more after this pause.
+    backpressure_resample_wait_s: Annotated[float, Field(ge=0, le=30)] = 2
 
     @model_validator(mode="after")
     def _bands_ordered(self) -> "FlinkConfig":

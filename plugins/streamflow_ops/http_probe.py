@@ -3,7 +3,8 @@
 Every failure becomes a ProbeError whose message names the URL and what came back, so the check reads
 `unknown` with the reason. Once a far end has proved unreachable (refused, timed out) the same client
 fails its later requests at once: a dead API costs one timeout per family, not one per request, which
-keeps the whole sweep inside its minute.
+keeps the whole sweep inside its minute. `retries` re-asks that many times after no answer or a 5xx
+before giving up (0 by default: one attempt).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class HttpJson:
     conn_id: str
     connect_timeout_s: float
     read_timeout_s: float
+    retries: int = 0
     _unreachable: ProbeError | None = field(default=None, init=False, repr=False)
 
     def get(self, endpoint: str, params: dict[str, Any] | None = None, **kwargs: Any) -> tuple[int, Any]:
@@ -39,13 +41,19 @@ class HttpJson:
         hook = HttpHook(method=method, http_conn_id=self.conn_id,
                         auth_type=(lambda *_: auth) if auth is not None else None)
         url = f"{self.conn_id}{endpoint}"
-        try:
-            response = hook.run(endpoint, data=params, json=json_body,
-                                extra_options={"timeout": (self.connect_timeout_s, self.read_timeout_s),
-                                               "check_response": False})
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            url = hook.url_from_endpoint(endpoint) if hook.base_url else url
-            self._unreachable = ProbeError(f"{method} {url}: no answer ({type(exc).__name__}: {shorten(exc)})")
+        for attempt in range(self.retries + 1):
+            try:
+                response = hook.run(endpoint, data=params, json=json_body,
+                                    extra_options={"timeout": (self.connect_timeout_s, self.read_timeout_s),
+                                                   "check_response": False})
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                url = hook.url_from_endpoint(endpoint) if hook.base_url else url
+                self._unreachable = ProbeError(f"{method} {url}: no answer ({type(exc).__name__}: {shorten(exc)})")
+                continue
+            self._unreachable = None
+            if response.status_code < 500 or response.status_code in accept or attempt == self.retries:
+                break
+        else:
             raise self._unreachable from None
         url = response.url or url
         if not (200 <= response.status_code < 300 or response.status_code in accept):

@@ -1,7 +1,9 @@
 """Shared pieces of the backup tests: a Kubernetes far end answering with real CNPG documents."""
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -30,13 +32,18 @@ def backup_in_phase(phase: str, name: str | None = None) -> dict:
     return doc
 
 
+def connect_kubernetes(api: FakeApi, tmp_path, monkeypatch) -> None:
+    """Point the streamflow_kubernetes connection at the fake API server (through a kubeconfig)."""
+    path = write_kubeconfig(tmp_path / "kubeconfig", api.url)
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_KUBERNETES",
+                       json.dumps({"conn_type": "kubernetes", "extra": {"kube_config_path": path}}))
+
+
 @pytest.fixture
 def kube(tmp_path, monkeypatch):
-    """A FakeApi reached through the streamflow_kubernetes connection (kubeconfig)."""
+    """A FakeApi reached through the streamflow_kubernetes connection."""
     with FakeApi() as api:
-        path = write_kubeconfig(tmp_path / "kubeconfig", api.url)
-        monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_KUBERNETES",
-                           json.dumps({"conn_type": "kubernetes", "extra": {"kube_config_path": path}}))
+        connect_kubernetes(api, tmp_path, monkeypatch)
         yield api
 
 
@@ -48,3 +55,12 @@ def phases(api: FakeApi, name: str, sequence: list[dict]) -> None:
         return 200, answers.pop(0) if len(answers) > 1 else answers[0]
 
     api.route("GET", f"{BACKUPS}/{name}", answer)
+
+
+def load_dag(dag_id: str):
+    """A fresh DAG object from dags/<dag_id>.py (its @dag function is named like the dag_id)."""
+    path = Path(__file__).resolve().parents[2] / "dags" / f"{dag_id}.py"
+    spec = importlib.util.spec_from_file_location(f"test_dagfile_{dag_id}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, dag_id)()

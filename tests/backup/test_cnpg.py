@@ -13,7 +13,7 @@ from streamflow_ops.backup.request import BackupInputError, check_cnpg_ready
 from streamflow_ops.backup.status import backup_in_progress
 from streamflow_ops.config import load_config
 from streamflow_ops.kubernetes.cnpg_backup_trigger import CnpgBackupTrigger
-from tests.backup.conftest import BACKUPS, CLUSTER, backup_in_phase, cnpg as payload, phases
+from tests.backup.conftest import BACKUPS, backup_in_phase, cnpg as payload, phases
 
 NAME = "streamflow-postgres-202601150200-3f2a9c1d"
 CONFIG = load_config({"backup": {"method": "cnpg", "poll_interval_s": 0.01}})

@@ -2,24 +2,14 @@
 against the fake Kubernetes API (the deferrable sensor's trigger runs inline), and bad input."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.backup.conftest import BACKUPS, CLUSTER, backup_in_phase, cnpg, phases
+from tests.backup.conftest import BACKUPS, CLUSTER, backup_in_phase, cnpg, connect_kubernetes, load_dag, phases
 
 pytestmark = [pytest.mark.postgres, pytest.mark.airflow]
-DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "postgres_backup.py"
-
-
-def backup_dag():
-    spec = importlib.util.spec_from_file_location("test_dagfile_postgres_backup", DAG_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.postgres_backup()
 
 
 def states(dr) -> dict[str, str]:
@@ -41,7 +31,7 @@ def audit(conn) -> list[tuple]:
 
 def test_pg_dump_backup_with_verification(setup):
     conn, folder = setup
-    dr = backup_dag().test(run_conf={"method": "pg_dump", "schemas": ["gold"]})
+    dr = load_dag("postgres_backup").test(run_conf={"method": "pg_dump", "schemas": ["gold"]})
     assert dr.state == "success", states(dr)
     assert states(dr) == {"backup.validate": "success", "backup.pg_dump": "success",
                           "backup.cnpg_create": "skipped", "backup.cnpg_wait": "skipped",
@@ -55,7 +45,7 @@ def test_pg_dump_backup_with_verification(setup):
 
 def test_nonexistent_schema_fails_validation_before_any_work(setup):
     conn, folder = setup
-    dr = backup_dag().test(run_conf={"method": "pg_dump", "schemas": ["platinum"]})
+    dr = load_dag("postgres_backup").test(run_conf={"method": "pg_dump", "schemas": ["platinum"]})
     assert dr.state == "failed"
     assert states(dr)["backup.validate"] == "failed"
     assert states(dr)["backup.pg_dump"] == "upstream_failed"
@@ -64,13 +54,11 @@ def test_nonexistent_schema_fails_validation_before_any_work(setup):
 
 
 def test_cnpg_backup_created_awaited_verified_and_audited(setup, tmp_path, monkeypatch):
-    from tests.fakes.http_api import FakeApi, write_kubeconfig
+    from tests.fakes.http_api import FakeApi
 
     conn, _ = setup
     with FakeApi() as api:
-        path = write_kubeconfig(tmp_path / "kubeconfig", api.url)
-        monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_KUBERNETES",
-                           json.dumps({"conn_type": "kubernetes", "extra": {"kube_config_path": path}}))
+        connect_kubernetes(api, tmp_path, monkeypatch)
         created = {}
 
         def create(request):
@@ -83,7 +71,7 @@ def test_cnpg_backup_created_awaited_verified_and_audited(setup, tmp_path, monke
 
         api.route("POST", BACKUPS, create)
         api.route("GET", CLUSTER, cnpg("cluster"))
-        dr = backup_dag().test(run_conf={"method": "cnpg"})
+        dr = load_dag("postgres_backup").test(run_conf={"method": "cnpg"})
     assert dr.state == "success", states(dr)
     assert states(dr)["backup.pg_dump"] == "skipped" and states(dr)["backup.cnpg_verify"] == "success"
     assert created["spec"] == {"cluster": {"name": "streamflow-postgres"}, "method": "barmanObjectStore"}
@@ -95,5 +83,5 @@ def test_cnpg_backup_created_awaited_verified_and_audited(setup, tmp_path, monke
 
 def test_cnpg_without_kubernetes_connection_is_refused(setup, monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_STREAMFLOW_KUBERNETES", raising=False)
-    dr = backup_dag().test(run_conf={"method": "cnpg"})
+    dr = load_dag("postgres_backup").test(run_conf={"method": "cnpg"})
     assert dr.state == "failed" and states(dr)["backup.validate"] == "failed"

@@ -2,17 +2,15 @@
 sent only when something changed, with a PagerDuty resolve after recovery."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from sandbox import seed
 from streamflow_ops.results import worst
-from streamflow_ops.store import AuditRecord, ensure_ops_schema, write_audit
 from streamflow_ops.sweep import FAMILIES, FAMILY_BUDGET_S
 from tests.health.fake_alerts import alert_far_ends, pd_actions
+from tests.health.warehouse_state import forget_backups, make_live, record_backup
 
 DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "platform_health_sweep.py"
 BACKUP_KEY = "streamflow-ops/postgres.backup_age"
@@ -42,24 +40,8 @@ def test_shape_families_in_parallel_then_summary_then_alert(sweep_dag):
     assert sweep_dag.schedule == "@hourly" and sweep_dag.max_active_runs == 1
 
 
-def record_backup(dsn: str, hours_ago: float) -> None:
-    finished = datetime.now(timezone.utc) - timedelta(hours=hours_ago)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        ensure_ops_schema(conn)
-        write_audit(conn, AuditRecord("postgres_backup", "manual__test", "backup", "backup", "gold", dry_run=False,
-                                      started_at=finished - timedelta(minutes=3), finished_at=finished,
-                                      outcome="success", details={"method": "pg_dump", "location": "/tmp/x.dump",
-                                                                  "size_bytes": 1024, "duration_s": 180}))
-
-
-def forget_backups(dsn: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("delete from ops.maintenance_audit where action = 'backup'")
-
-
 def sweep(dag, dsn: str, **conf):
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        seed.top_up(conn)  # the pipeline looks live
+    make_live(dsn)
     return dag.test(run_conf=conf or None)
 
 

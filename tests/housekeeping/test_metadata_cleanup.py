@@ -12,21 +12,13 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from streamflow_ops.config import load_config
 from streamflow_ops.housekeeping.metadata import MetadataCleanupPodOperator, db_clean_arguments
-from tests.fakes.http_api import FakeApi, write_kubeconfig
+from tests.backup.conftest import kube  # noqa: F401 - the fake Kubernetes API fixture
+from tests.fakes.http_api import FakeApi
 
 REFERENCE = datetime(2026, 3, 10, 3, 0, tzinfo=timezone.utc)
 IMAGE = "registry.streamflow.internal/airflow:3.3.2-streamflow.4"
 CONFIG = load_config({"housekeeping": {"scheduler_image": IMAGE}})
 PODS = "/api/v1/namespaces/streamflow-orchestration/pods"
-
-
-@pytest.fixture
-def kube(tmp_path, monkeypatch):
-    with FakeApi() as api:
-        path = write_kubeconfig(tmp_path / "kubeconfig", api.url)
-        monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_KUBERNETES",
-                           json.dumps({"conn_type": "kubernetes", "extra": {"kube_config_path": path}}))
-        yield api
 
 
 def test_db_clean_arguments():
@@ -65,15 +57,13 @@ def test_missing_image_or_connection_fails_before_any_pod(kube, monkeypatch):
     assert kube.requests == []
 
 
-def test_the_pod_is_created_followed_and_deleted_through_the_api(kube):
-    """The whole operator against the fake API server: create, wait, read logs, delete."""
+def serve_pods(kube: FakeApi) -> dict:
+    """Answer pod create/read/log/delete like the API server for a pod that runs and exits 0."""
     created: dict = {}
 
     def create(request):
-        pod = request.json()
-        pod["status"] = {"phase": "Pending"}
-        created.update(pod)
-        return 201, pod
+        created.update(request.json(), status={"phase": "Pending"})
+        return 201, created
 
     def read(request):
         pod = json.loads(json.dumps(created))
@@ -90,15 +80,24 @@ def test_the_pod_is_created_followed_and_deleted_through_the_api(kube):
     kube.route("DELETE", rf"{PODS}/[^/]+", lambda request: (200, created))
     kube.route("GET", "/api/v1/namespaces/streamflow-orchestration/events",
                {"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": []})
+    return created
 
+
+def sent_container(kube: FakeApi) -> dict:
+    (post,) = kube.calls("POST", PODS)
+    assert kube.calls("DELETE", rf"{PODS}/{re.escape(post.json()['metadata']['name'])}")
+    return post.json()["spec"]["containers"][0]
+
+
+def test_the_pod_is_created_followed_and_deleted_through_the_api(kube):
+    """The whole operator against the fake API server: create, wait, read logs, delete."""
+    serve_pods(kube)
     op = MetadataCleanupPodOperator(task_id="metadata_cleanup", poll_interval=0.01)
     op.configure(CONFIG, {"dry_run": True}, REFERENCE)
     ti = SimpleNamespace(dag_id="airflow_housekeeping", task_id="housekeeping.metadata_cleanup", map_index=-1,
                          try_number=1, xcom_push=lambda *a, **k: None)
     op.execute_sync({"params": {"dry_run": True}, "ti": ti, "task_instance": ti, "run_id": "manual__test",
                      "dag": SimpleNamespace(dag_id="airflow_housekeeping")})
-    (post,) = kube.calls("POST", PODS)
-    sent = post.json()["spec"]["containers"][0]
+    sent = sent_container(kube)
     assert sent["image"] == IMAGE and sent["command"] == ["airflow"] and sent["args"][-1] == "--dry-run"
     assert sent["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "airflow-metadata", "key": "connection"}
-    assert kube.calls("DELETE", rf"{PODS}/{re.escape(post.json()['metadata']['name'])}")

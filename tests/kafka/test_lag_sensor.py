@@ -35,11 +35,16 @@ def lagging_group(kafka_service, monkeypatch) -> tuple[str, str, str]:
 class CatchingUpConsumer(threading.Thread):
     """A real consumer that starts after `delay` s and commits every `step` messages until drained."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str, delay: float = 1.0, step: int = 100) -> None:
+    def __init__(self, bootstrap: str, topic: str, group: str, delay: float = 1.0, step: int = 100,
+                 start_when=None) -> None:
         super().__init__(daemon=True)
         self.bootstrap, self.topic, self.group, self.delay, self.step = bootstrap, topic, group, delay, step
+        self.start_when = start_when or (lambda: True)
 
     def run(self) -> None:
+        deadline = time.monotonic() + 120
+        while not self.start_when() and time.monotonic() < deadline:
+            time.sleep(0.2)
         time.sleep(self.delay)
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.group,
                              "enable.auto.commit": False, "auto.offset.reset": "earliest"})
@@ -147,11 +152,32 @@ def sensor_dag(folder, monkeypatch, group: str, timeout: float):
 @pytest.mark.airflow
 def test_deferrable_sensor_in_a_dag_run_succeeds_when_the_consumer_catches_up(lagging_group, airflow_db, tmp_path, monkeypatch):
     bootstrap, topic, group = lagging_group
-    consumer = CatchingUpConsumer(bootstrap, topic, group)
+    the_dag = sensor_dag(tmp_path, monkeypatch, group, timeout=60)
+    consumer = CatchingUpConsumer(bootstrap, topic, group, start_when=lambda: deferred(the_dag.dag_id))
     consumer.start()
-    run = sensor_dag(tmp_path, monkeypatch, group, timeout=60).test()
+    run = the_dag.test()
     consumer.join(10)
-    assert run.state == "success"
+    assert run.state == "success" and not consumer.is_alive()
+    assert xcom(run, "drained") == 0
+
+
+def deferred(dag_id: str) -> bool:
+    """Has the sensor handed its wait to the trigger? (The consumer only starts draining then.)"""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.query(TaskInstance).filter_by(dag_id=dag_id, state="deferred").count() > 0
+
+
+def xcom(run, task_id: str):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.scalars(XComModel.get_many(run_id=run.run_id, key="return_value", task_ids=task_id,
+                                                 dag_ids=run.dag_id)).first()
+        return None if row is None else XComModel.deserialize_value(row)
 
 
 @pytest.mark.airflow

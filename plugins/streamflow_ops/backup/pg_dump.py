@@ -153,8 +153,9 @@ def take_dump(config: StreamflowOpsConfig, requested: list[str], dump_schemas: l
                 snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
                 server_version = conn.execute("show server_version").fetchone()[0]
                 contents = inventory(conn, dump_schemas)
-                env = libpq_env(config.warehouse.conn_id)
-                run_tool(dump_argv(cfg, dump_path, dump_schemas, snapshot), env, "pg_dump")
+                argv = dump_argv(cfg, dump_path, dump_schemas, snapshot)
+                log.info("running %s", " ".join(argv))  # no secret in argv: the password is in PGPASSWORD
+                run_tool(argv, libpq_env(config.warehouse.conn_id), "pg_dump")
         finally:
             conn.execute("select pg_advisory_unlock(%s)", (BACKUP_LOCK_KEY,))
     digest, files = checksums(dump_path)

@@ -71,6 +71,7 @@ def verify_dump(config: StreamflowOpsConfig, folder: Path) -> dict[str, Any]:
     scratch = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:16]}"
     with warehouse_connection(config.warehouse, autocommit=True) as admin:
         admin.execute(sql.SQL("create database {} template template0").format(sql.Identifier(scratch)))
+        log.info("restoring %s into scratch database %s (dropped afterwards)", dump_path, scratch)
         try:
             argv = [str(Path(cfg.pg_bin_dir) / "pg_restore"), "--no-password", "--exit-on-error",
                     "--no-owner", "--no-privileges", f"--dbname={scratch}", f"--jobs={cfg.jobs}", str(dump_path)]

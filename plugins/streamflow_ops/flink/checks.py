@@ -1,28 +1,53 @@
-"""Flink health checks (probe + evaluator)."""
+"""flink.* health checks: read the JobManager REST API once per run, judge with the pure evaluators.
+
+Each check runs through guarded(): a REST failure makes that check `unknown` with the URL and status,
+never `ok`, and never takes the other checks down.
+"""
 from __future__ import annotations
 
+from datetime import datetime
+
 from streamflow_ops.config import StreamflowOpsConfig
-from streamflow_ops.results import CheckResult, Status
+from streamflow_ops.connections import connection_defined
+from streamflow_ops.flink import evaluators as ev
+from streamflow_ops.flink.probe import FlinkRest, JobView
+from streamflow_ops.results import CheckResult, guarded, skipped
 from streamflow_ops.runbook import section
+from streamflow_ops.timeutil import utcnow
+
+
+def run_checks(config: StreamflowOpsConfig, now: datetime | None = None) -> list[CheckResult]:
+    """Every flink.* check; `now` is injectable so the age bands can be tested on real payloads."""
+    cfg = config.flink
+    if not connection_defined(cfg.conn_id):
+        return [skipped(name, cfg.conn_id, section(name)) for name in ev.CHECKS]
+    now, rest = utcnow(now), FlinkRest.from_config(cfg)
+    view, name = JobView(rest, cfg.job_name), cfg.job_name
+    checks = {
+        ev.JOB_RUNNING: lambda: ev.evaluate_job_running(view.jobs, name),
+        ev.CHECKPOINT_AGE: lambda: ev.evaluate_checkpoint_age(view.target, view.checkpoints, name, cfg, now),
+        ev.CHECKPOINT_FAILURES: lambda: ev.evaluate_checkpoint_failures(view.target, view.checkpoints,
+                                                                        view.checkpoint_config, name),
+        ev.BACKPRESSURE: lambda: _backpressure(view, cfg.backpressure_warning_ratio),
+        ev.TASKMANAGERS: lambda: ev.evaluate_taskmanagers(rest.overview(), cfg.expected_taskmanagers),
+    }
+    results: list[CheckResult] = []
+    for check, probe in checks.items():
+        subject = "" if check == ev.TASKMANAGERS else name
+        results += guarded(check, probe, subject=subject, runbook=section(check))
+    return results
+
+
+def _backpressure(view: JobView, warning_ratio: float) -> CheckResult:
+    running = view.target is not None and view.target.get("state") == "RUNNING"
+    samples = view.backpressure() if running else {}
+    return ev.evaluate_backpressure(view.target, view.vertices if running else [], samples, view.job_name,
+                                    warning_ratio)
 
 
 def job_running(config: StreamflowOpsConfig) -> CheckResult:
-    """flink.job_running: the configured job's state from the JobManager REST API."""
-    from airflow.providers.http.hooks.http import HttpHook
-
-    name = "flink.job_running"
-    hook = HttpHook(method="GET", http_conn_id=config.flink.conn_id)
-    try:
-        jobs = hook.run("/jobs/overview", extra_options={"timeout": config.flink.request_timeout_s}).json()["jobs"]
-    except Exception as exc:  # noqa: BLE001 - a failed probe is unknown, not healthy
-        return CheckResult(name, Status.UNKNOWN, runbook=section(name),
-                           message=f"Flink REST ({config.flink.conn_id}) failed: {type(exc).__name__}: {str(exc)[:300]}")
-    matching = sorted((j for j in jobs if j.get("name") == config.flink.job_name),
-                      key=lambda j: j.get("start-time", 0), reverse=True)
-    if not matching:
-        return CheckResult(name, Status.CRITICAL, subject=config.flink.job_name, runbook=section(name),
-                           message=f"FlinkJobNotRunning: no job named {config.flink.job_name}")
-    state = matching[0]["state"]
-    status = {"RUNNING": Status.OK, "RESTARTING": Status.WARNING}.get(state, Status.CRITICAL)
-    return CheckResult(name, status, subject=config.flink.job_name, runbook=section(name),
-                       message=f"{config.flink.job_name} is {state}", details={"job_id": matching[0]["jid"]})
+    """flink.job_running alone (the maintenance preflight's service check); a REST failure is unknown."""
+    cfg = config.flink
+    rest = FlinkRest.from_config(cfg)
+    return guarded(ev.JOB_RUNNING, lambda: ev.evaluate_job_running(rest.jobs(), cfg.job_name),
+                   subject=cfg.job_name, runbook=section(ev.JOB_RUNNING))[0]

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from streamflow_ops.report import format_checks
 from streamflow_ops.results import CheckResult, Status
 from streamflow_ops.runbook import section
 

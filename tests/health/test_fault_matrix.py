@@ -1,0 +1,207 @@
+"""The fault matrix: break one thing in real local services, run every check family, and assert the
+status of every check. Unbroken checks must read as in the healthy sandbox (no collateral noise).
+
+Kafka faults use a private Tansu and the connection-count faults a private PostgreSQL with a small
+max_connections (own Layouts, so the shared sandbox services are never disturbed). Kubernetes, the
+Airflow API and monitoring have no connection here and must read `skipped`; their faults are covered
+against local HTTP servers in their own test files.
+"""
+from __future__ import annotations
+
+import json
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from sandbox import connections as sandbox_connections_env
+from sandbox import flink as sandbox_flink
+from sandbox import kafka as sandbox_kafka
+from sandbox import postgres as sandbox_postgres
+from sandbox import seed
+from sandbox.proc import Layout
+from streamflow_ops import sweep
+from streamflow_ops.config import load_config
+from streamflow_ops.results import Status
+from tests.health import warehouse_state as wh
+
+NOT_CONFIGURED = {"kubernetes", "airflow", "monitoring"}
+FLINK_FAMILY_READY = hasattr(__import__("streamflow_ops.flink.checks", fromlist=["x"]), "run_checks")
+
+
+def private_layout(sandbox_layout: Layout, name: str, offset: int) -> Layout:
+    """A second service of the same kind: own folder, ports offset from the session's (no overlap)."""
+    return Layout(root=sandbox_layout.root / name, port_base=sandbox_layout.port_base + offset)
+
+
+def run_all(overrides: dict | None = None) -> list:
+    """Every family, one after the other (the DAG runs them in parallel; the statuses are the same)."""
+    config = load_config({**sandbox_connections_env.SANDBOX_CONFIG, **(overrides or {})})
+    return [r for family in sweep.FAMILIES for r in sweep.run_family(family, config)]
+
+
+def assert_statuses(results, faults: dict[tuple[str, str | None], Status]) -> None:
+    """faults: (check_name, subject or None for every subject) -> expected; every other check is healthy."""
+    def healthy(result) -> Status:
+        if result.component in NOT_CONFIGURED:
+            return Status.SKIPPED
+        if result.component == "flink" and not FLINK_FAMILY_READY:
+            return Status.UNKNOWN  # the Flink family is not installed yet: reported, never ok
+        return Status.OK
+
+    wrong = []
+    for r in results:
+        expected = faults.get((r.check_name, r.subject), faults.get((r.check_name, None), healthy(r)))
+        if r.status is not expected:
+            wrong.append(f"{r.check_name}[{r.subject}]: {r.status.value}, expected {expected.value}: {r.message}")
+    seen = {(r.check_name, r.subject) for r in results} | {(r.check_name, None) for r in results}
+    missing = [key for key in faults if key not in seen]
+    assert not wrong and not missing, "\n".join(wrong + [f"missing: {m}" for m in missing])
+
+
+@pytest.fixture
+def live(warehouse_db, postgres_service, kafka_service, flink_service, sandbox_connections, monkeypatch):
+    """The whole sandbox, healthy: pipeline live, last night's backup recorded."""
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_POSTGRES", warehouse_db)
+    wh.make_live(warehouse_db)
+    wh.record_backup(warehouse_db, hours_ago=3)
+    return warehouse_db
+
+
+def test_healthy_sandbox_has_no_warning_and_no_critical(live):
+    results = run_all()
+    assert_statuses(results, {})
+    assert not [r for r in results if r.status in (Status.WARNING, Status.CRITICAL)]
+
+
+# --- Kafka ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def private_kafka(sandbox_layout, monkeypatch):
+    layout = private_layout(sandbox_layout, "private-kafka", 2)
+    sandbox_kafka.start(layout)
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_KAFKA", json.dumps({
+        "conn_type": "kafka", "extra": {"bootstrap.servers": sandbox_kafka.bootstrap(layout), "socket.timeout.ms": 3000}}))
+    yield layout
+    sandbox_kafka.stop(layout)
+
+
+def test_broker_down(live, private_kafka):
+    sandbox_kafka.stop(private_kafka)
+    results = run_all({"kafka": {"request_timeout_s": 3}})
+    assert_statuses(results, {("kafka.broker_reachable", None): Status.CRITICAL,
+                              ("kafka.topics_present", None): Status.UNKNOWN,
+                              ("kafka.partition_leaders", None): Status.UNKNOWN,
+                              ("kafka.under_replicated", None): Status.UNKNOWN,
+                              ("kafka.consumer_lag", None): Status.UNKNOWN})
+
+
+def produce(layout: Layout, per_partition: int) -> None:
+    from confluent_kafka import Producer
+
+    # One message per request: Tansu miscounts high watermarks of batched produces (FIELD_NOTES).
+    producer = Producer({"bootstrap.servers": sandbox_kafka.bootstrap(layout), "batch.num.messages": 1,
+                         "linger.ms": 0})
+    for partition in range(sandbox_kafka.PARTITIONS):
+        for i in range(per_partition):
+            producer.produce(sandbox_kafka.GROUP_TOPIC, value=b"x", partition=partition)
+            producer.poll(0)
+    producer.flush(60)
+
+
+@pytest.mark.parametrize("per_partition, expected", [(500, Status.WARNING), (3_500, Status.CRITICAL)])
+def test_commit_lag(live, private_kafka, per_partition, expected):
+    produce(private_kafka, per_partition)  # the group's committed offsets stay put: lag grows
+    results = run_all()
+    assert_statuses(results, {("kafka.consumer_lag", sandbox_kafka.GROUP): expected})
+    lag = next(r for r in results if r.check_name == "kafka.consumer_lag")
+    assert lag.value == sandbox_kafka.KNOWN_LAG + per_partition * sandbox_kafka.PARTITIONS
+
+
+# --- Flink ------------------------------------------------------------------------------------------
+
+def wait_for_checkpoint(layout: Layout, job_id: str, timeout: float = 60) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = requests.get(f"{sandbox_flink.rest_url(layout)}/jobs/{job_id}/checkpoints", timeout=5).json()
+        if counts.get("counts", {}).get("completed", 0) >= 1:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} completed no checkpoint within {timeout:.0f} s")
+
+
+@pytest.mark.skipif(not FLINK_FAMILY_READY, reason="streamflow_ops.flink.checks.run_checks not delivered yet")
+def test_flink_job_cancelled(live, sandbox_layout):
+    """A private job (the session's FraudDetectionJob keeps running), checkpointed, then cancelled."""
+    name = "FraudDetectionJob-matrix"
+    job_id = sandbox_flink.submit_job(sandbox_layout, name=name)
+    wait_for_checkpoint(sandbox_layout, job_id)
+    sandbox_flink.cancel_job(sandbox_layout, job_id)
+    results = run_all({"flink": {"job_name": name, "expected_taskmanagers": 1}})
+    assert_statuses(results, {("flink.job_running", name): Status.CRITICAL,
+                              # a cancelled job has nothing to sample: unknown, and job_running says why
+                              ("flink.backpressure", name): Status.UNKNOWN,
+                              # its last checkpoint is seconds old and nothing failed since: still ok
+                              ("flink.checkpoint_age", name): Status.OK,
+                              ("flink.checkpoint_failures", name): Status.OK})
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_postgres(sandbox_layout):
+    """A private server with max_connections=20, seeded with a live day of data."""
+    layout = private_layout(sandbox_layout, "private-pg", 1)
+    sandbox_postgres.start(layout, settings={"max_connections": "20"})
+    with psycopg.connect(sandbox_postgres.dsn(layout), autocommit=True) as conn:
+        conn.execute("drop schema if exists bronze, silver, gold, ops cascade")
+        seed.seed_warehouse(conn, days=1)
+    yield sandbox_postgres.dsn(layout)
+    sandbox_postgres.stop(layout)
+
+
+@pytest.mark.parametrize("in_use, expected", [(16, Status.WARNING), (19, Status.CRITICAL)])
+def test_connections_near_the_limit(live, small_postgres, monkeypatch, in_use, expected):
+    """16 and 19 of 20 client connections (80 %, 95 %), counting the check's own."""
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_POSTGRES", small_postgres)
+    wh.make_live(small_postgres)
+    wh.record_backup(small_postgres, hours_ago=3)
+    with psycopg.connect(small_postgres) as conn:
+        assert conn.execute("show max_connections").fetchone()[0] == "20"
+    with ExitStack() as held:
+        for _ in range(in_use - 1):
+            held.enter_context(psycopg.connect(small_postgres, autocommit=True))
+        results = run_all()
+    assert_statuses(results, {("postgres.connections", None): expected})
+    assert next(r for r in results if r.check_name == "postgres.connections").value == in_use * 5
+
+
+def test_dead_tuples(live):
+    wh.bloat(live, "silver.bloated", 120_000)
+    assert_statuses(run_all(), {("postgres.dead_tuples", "silver.bloated"): Status.WARNING})
+
+
+@pytest.mark.parametrize("hours, expected", [(30, Status.WARNING), (60, Status.CRITICAL), (None, Status.CRITICAL)])
+def test_old_backup(live, hours, expected):
+    wh.forget_backups(live)
+    if hours is not None:
+        wh.record_backup(live, hours_ago=hours)
+    assert_statuses(run_all(), {("postgres.backup_age", None): expected})
+
+
+# --- business ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("minutes, expected", [(10, Status.WARNING), (20, Status.CRITICAL)])
+def test_stale_silver(live, minutes, expected):
+    wh.stale_silver(live, minutes)
+    assert_statuses(run_all(), {("business.pipeline_latency", None): expected})
+
+
+@pytest.mark.parametrize("percent, expected", [(12, Status.WARNING), (30, Status.CRITICAL)])
+def test_fraud_rate_spike(live, percent, expected):
+    wh.fraud_spike(live, percent)
+    assert_statuses(run_all(), {("business.fraud_rate", None): expected})

@@ -45,7 +45,13 @@ def ui_warehouse(postgres_service):
 
 @pytest.fixture(scope="session")
 def airflow_ui(postgres_service, ui_warehouse, pushgateway):
+    from sandbox.proc import running_group
+
     standalone = Standalone(postgres_service, sandbox_connections=False)
+    if running_group(standalone.pid_file) is not None:
+        pytest.fail(f"an airflow standalone of this test profile is already running with another environment "
+                    f"(pid file {standalone.pid_file}); stop it: STREAMFLOW_SANDBOX_DIR={postgres_service.root} "
+                    f"STREAMFLOW_SANDBOX_PORT_BASE={postgres_service.port_base} python -m scripts.ui stop")
     extra_env = {
         "AIRFLOW_CONN_STREAMFLOW_POSTGRES": ui_warehouse,
         "AIRFLOW_CONN_STREAMFLOW_PUSHGATEWAY": json.dumps(

@@ -83,14 +83,18 @@ def test_dry_run_from_the_trigger_form(page, airflow_ui, ui_warehouse, artifacts
     # The task's page shows its log; reload until the run has finished and the line is there.
     page.goto(f"{airflow_ui.url}/dags/bronze_retention/runs/{quote(run['dag_run_id'], safe='')}"
               f"/tasks/bronze_retention")
+    line = page.get_by_text(DRY_RUN_LINE).first
     deadline = time.monotonic() + 240
-    while not page.get_by_text(DRY_RUN_LINE).count():
-        assert time.monotonic() < deadline, "the dry-run line never showed in the task log"
-        page.wait_for_timeout(2_000)
-        page.reload()
+    while True:
+        try:
+            expect(line).to_be_visible(timeout=15_000)
+            break
+        except AssertionError:
+            assert time.monotonic() < deadline, "the dry-run line never showed in the task log"
+            page.reload()
     expect(page.get_by_text("Success").first).to_be_visible()
     page.screenshot(path=str(artifacts / "bronze_retention_task_log.png"), full_page=True)
-    would_delete, kept = map(int, DRY_RUN_LINE.search(page.get_by_text(DRY_RUN_LINE).first.inner_text()).groups())
+    would_delete, kept = map(int, DRY_RUN_LINE.search(line.inner_text()).groups())
 
     with airflow_ui.client() as api:
         state = api.get(f"/dags/bronze_retention/dagRuns/{run['dag_run_id']}").json()["state"]

@@ -59,9 +59,10 @@ def evaluate_job_running(jobs: list[dict[str, Any]], job_name: str) -> CheckResu
     """RUNNING ok; starting or RESTARTING warning; FAILED, CANCELED, other ended states, or absent critical."""
     job = select_job(jobs, job_name)
     if job is None:
-        seen = ", ".join(sorted({j.get("name", "?") for j in jobs})) or "none"
+        live = sorted({j.get("name", "?") for j in jobs if j.get("state") not in TERMINAL_STATES})
+        seen = ", ".join(live[:10]) + (f" and {len(live) - 10} more" if len(live) > 10 else "") or "none"
         return _result(JOB_RUNNING, Status.CRITICAL, job_name=job_name,
-                       message=f"FlinkJobNotRunning: no job named {job_name} on the JobManager (jobs seen: {seen}); "
+                       message=f"FlinkJobNotRunning: no job named {job_name} on the JobManager (live jobs: {seen}); "
                                f"next: resubmit it from its last checkpoint/savepoint")
     state, jid = job.get("state", "?"), job.get("jid", "?")
     named = sum(1 for j in jobs if j.get("name") == job_name)

@@ -15,6 +15,17 @@ CONN_FIELDS = {"conn_type": "conn_type", "conn_host": "host", "conn_schema": "sc
                "conn_password": "password", "conn_port": "port"}
 
 
+def to_connection(item: dict):
+    """One `airflow.connections[]` entry as an Airflow Connection (conn_extra is a mapping in the file)."""
+    from airflow.models import Connection
+
+    if item.get("conn_uri"):
+        return Connection(conn_id=item["conn_id"], uri=item["conn_uri"])
+    fields = {attr: item.get(key) for key, attr in CONN_FIELDS.items()}
+    extra = item.get("conn_extra")
+    return Connection(conn_id=item["conn_id"], extra=json.dumps(extra) if extra else None, **fields)
+
+
 def apply(settings: dict, connections: bool = True) -> str:
     from airflow.models import Connection, Pool, Variable
     from airflow.utils.session import create_session
@@ -22,12 +33,7 @@ def apply(settings: dict, connections: bool = True) -> str:
     section = settings.get("airflow") or {}
     with create_session() as session:
         for item in (section.get("connections") or []) if connections else []:
-            if item.get("conn_uri"):
-                conn = Connection(conn_id=item["conn_id"], uri=item["conn_uri"])
-            else:
-                fields = {attr: item.get(key) for key, attr in CONN_FIELDS.items()}
-                extra = item.get("conn_extra")
-                conn = Connection(conn_id=item["conn_id"], extra=json.dumps(extra) if extra else None, **fields)
+            conn = to_connection(item)
             session.query(Connection).filter(Connection.conn_id == conn.conn_id).delete()
             session.add(conn)
         for item in section.get("pools") or []:

@@ -8,7 +8,9 @@ from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, chain, 
 
 from streamflow_ops.dag_defaults import DEFAULT_ARGS, START_DATE, dry_run_param
 from streamflow_ops.maintenance.operators import BronzeRetentionOperator, GoldRefreshOperator, VacuumOperator
-from streamflow_ops.maintenance.steps import preflight, report, slot, task_ids
+from streamflow_ops.backup.taskgroups import backup_group
+from streamflow_ops.housekeeping.taskgroups import housekeeping_group
+from streamflow_ops.maintenance.steps import preflight, report, runs_after_anything, task_ids
 
 # Expected 20-30 min: 45 min after the run was queued, #streamflow-alerts hears about it.
 WINDOW_DEADLINE = DeadlineAlert(
@@ -33,8 +35,8 @@ Trigger with `{"dry_run": true}` to see what every step would do without changin
 | `bronze_retention` | deletes promoted `bronze.transactions` rows older than 7 days (from the logical date); whole partitions when partitioned; unpromoted rows are kept and reported | 2.2 |
 | `vacuum` | `VACUUM (ANALYZE)` on the tables with many dead tuples; `FREEZE` near wraparound | 2.1 |
 | `gold_refresh` | refreshes the gold materialized views in dependency order, `CONCURRENTLY` where possible | 2.3 |
-| `backup` | slot: the backup step (issue 4) | 2.4 |
-| `housekeeping` | slot: Airflow log and metadata cleanup (issue 4) | 2.5 |
+| `backup` | `pg_dump` (or a CloudNativePG `Backup`, config `backup.method`) of the gold schema with a verified restore into a scratch database, then dump-folder retention; an audit row per backup | 2.4 |
+| `housekeeping` | task logs older than `housekeeping.log_retention_days` on every worker queue; `airflow db clean` in a pod (skipped, with the reason, where no scheduler image or Kubernetes connection is configured) | 2.5 |
 | `report` | one report of every step: task log, XCom `return_value`, Slack `slack_streamflow_alerts` | 2 (after) |
 
 Each destructive step re-checks the gate and takes the PostgreSQL advisory lock itself; when it
@@ -63,13 +65,8 @@ def build(deadline: DeadlineAlert | None = WINDOW_DEADLINE):
         retention = BronzeRetentionOperator(task_id="bronze_retention")
         vacuum = VacuumOperator(task_id="vacuum", trigger_rule="all_done")
         gold = GoldRefreshOperator(task_id="gold_refresh", trigger_rule="all_done")
-        # ==== SLOTS: backup and Airflow housekeeping (issue 4) =====================================
-        # Replace each line with the real step (operator, TaskFlow call or task group) from
-        # streamflow_ops.backup / streamflow_ops.housekeeping. Give it trigger_rule="all_done" and let
-        # its last task return a CheckResult dict: the report reads it from XCom.
-        backup = slot("backup", "streamflow_ops.backup")
-        housekeeping = slot("housekeeping", "streamflow_ops.housekeeping")
-        # ============================================================================================
+        backup = runs_after_anything(backup_group())
+        housekeeping = runs_after_anything(housekeeping_group(metadata_optional=True))
         steps = [retention, vacuum, gold, backup, housekeeping]
         chain(preflight(), *steps, report(task_ids(*steps)))
 

@@ -205,8 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"\nAirflow is ready in {time.monotonic() - started:.0f}s: {airflow.url}")
     print(f"  log in as '{ADMIN}', password: {airflow.password()}  (from {airflow.password_file})")
-    print(f"  unpaused: {', '.join(d for d in UNPAUSED_DAGS if d not in missing)}; "
-          f"maintenance_tasks stays paused (it deletes for real at 03:00 UTC)")
+    with airflow.client() as api:
+        paused = sorted(d["dag_id"] for d in api.get("/dags", params={"paused": True}).json()["dags"])
+    print(f"  unpaused: {', '.join(d for d in UNPAUSED_DAGS if d not in missing)}")
+    print(f"  paused: {', '.join(paused) or 'none'} (maintenance_tasks deletes for real at 03:00 UTC: unpause it "
+          f"in the UI when you want the nightly window)")
     if missing:
         print(f"  not in dags/ yet: {', '.join(missing)}")
     print(f"  logs: {airflow.log_file}\n  stop everything: make ui-stop")

@@ -20,3 +20,8 @@ def dry_run_param(default: bool, what: str) -> Param:
         default, type="boolean", title="Dry run",
         description=f"When on, {what}: report exactly what would happen and change nothing.",
     )
+
+
+def reference_time(context) -> datetime:
+    """SPEC: a run's reference time is its logical date, or its run_after where the logical date is null."""
+    return context.get("logical_date") or context["dag_run"].run_after

@@ -15,7 +15,8 @@ from streamflow_ops.kafka.checks import broker_reachable
 from streamflow_ops.postgres.checks import evaluate_connections, evaluate_replication_lag, reachable
 from streamflow_ops.postgres.connection import warehouse_connection
 from streamflow_ops.postgres.locks import lock_holder
-from streamflow_ops.results import CheckResult, Status, guarded
+from streamflow_ops.connections import connection_defined
+from streamflow_ops.results import CheckResult, Status, guarded, skipped
 from streamflow_ops.runbook import section
 from streamflow_ops.sqlfiles import load_sql
 
@@ -23,27 +24,25 @@ log = logging.getLogger(__name__)
 
 
 def service_checks(config: StreamflowOpsConfig) -> list[CheckResult]:
-    """Connect to each service; one failing never hides the others."""
+    """Connect to each service; one failing never hides the others, an undefined one is skipped."""
     results: list[CheckResult] = []
-    for name, probe in (("postgres.reachable", reachable), ("kafka.broker_reachable", broker_reachable),
-                        ("flink.job_running", job_running)):
+    for name, conn_id, probe in (
+        ("postgres.reachable", config.warehouse.conn_id, reachable),
+        ("kafka.broker_reachable", config.kafka.conn_id, broker_reachable),
+        ("flink.job_running", config.flink.conn_id, job_running),
+    ):
+        if not connection_defined(conn_id):
+            results.append(skipped(name, conn_id, runbook=section(name)))
+            continue
         results += guarded(name, lambda probe=probe: probe(config))
     return results
 
 
-# --- HOOK: "a backup is running" (provided by the backup issue) ------------------------------------
 def backup_running(config: StreamflowOpsConfig) -> str | None:
-    """Why a backup blocks maintenance right now, or None.
+    """Why a backup blocks maintenance right now, or None."""
+    from streamflow_ops.backup.status import backup_in_progress
 
-    The backup subsystem provides `streamflow_ops.backup.status.backup_in_progress(config) -> str | None`.
-    Until it exists (ImportError) there is no backup to wait for.
-    """
-    try:
-        from streamflow_ops.backup.status import backup_in_progress
-    except ImportError:
-        return None
     return backup_in_progress(config)
-# ----------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

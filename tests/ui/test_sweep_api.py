@@ -54,7 +54,9 @@ def test_sweep_triggered_through_the_rest_api(airflow_ui, ui_warehouse, pushgate
                               (summary["sweep_id"],)).fetchone()[0]
     assert stored == len(summary["results"])
 
-    [push] = pushgateway.calls("PUT", f"/metrics/job/{JOB}")
+    pushes = pushgateway.calls("PUT", f"/metrics/job/{JOB}")
+    assert pushes, "the sweep did not push its metrics"
+    push = pushes[-1]
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for family in text_string_to_metric_families(push.body.decode()) for s in family.samples}
     assert samples[("streamflow_ops_check_status", (("check", "postgres.reachable"), ("subject", "")))] == 0

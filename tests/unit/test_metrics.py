@@ -86,3 +86,20 @@ def test_refused_push_raises(monkeypatch):
 
 def test_no_connection_no_push():
     assert "not defined" in push_sweep_metrics(load_config(), RESULTS, 3.0)
+
+
+def test_grafana_dashboard_draws_only_metrics_we_push():
+    import re
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "include" / "grafana" / "streamflow_ops_dashboard.json"
+    dashboard = json.loads(path.read_text())
+    pushed = {family.name for family in text_string_to_metric_families(render_metrics(RESULTS, 1.0, 0))}
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {name for expr in exprs for name in re.findall(r"streamflow_ops_[a-z_]+", expr)}
+    assert used and used <= pushed, used - pushed
+    assert {"streamflow_ops_check_status", "streamflow_ops_check_value",
+            "streamflow_ops_sweep_duration_seconds"} <= used
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids)) and dashboard["uid"] and dashboard["schemaVersion"] >= 36
+    assert all("gridPos" in panel and panel["datasource"]["uid"] == "${datasource}" for panel in dashboard["panels"])

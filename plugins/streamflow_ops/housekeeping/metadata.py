@@ -11,6 +11,7 @@ from typing import Any, Mapping
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
 SQL_ALCHEMY_CONN_ENV = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+RESULT_XCOM_KEY = "check_result"
 
 
 def db_clean_arguments(before: datetime, dry_run: bool) -> list[str]:
@@ -23,7 +24,10 @@ class MetadataCleanupPodOperator(KubernetesPodOperator):
     """Runs `airflow db clean` in the scheduler's image; image, namespace, secret and retention come from
     the config (housekeeping.*) and the run's params (dry_run, metadata_retention_days) at run time."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, *, skip_when_unconfigured: bool = False, **kwargs):
+        """skip_when_unconfigured: in the nightly window, a deployment without a scheduler image or a
+        Kubernetes connection gets a `skipped` result naming what to set, instead of a failed window."""
+        self.skip_when_unconfigured = skip_when_unconfigured
         kwargs.setdefault("name", "airflow-db-clean")
         kwargs.setdefault("get_logs", True)
         kwargs.setdefault("on_finish_action", "delete_pod")
@@ -53,9 +57,25 @@ class MetadataCleanupPodOperator(KubernetesPodOperator):
         self.startup_timeout_seconds = hk.pod_startup_timeout_s
 
     def execute(self, context):
-        from streamflow_ops.config import get_config
-        from streamflow_ops.housekeeping.taskgroups import reference_time
+        from airflow.sdk.exceptions import AirflowFailException
 
-        self.configure(get_config(), context["params"], reference_time(context))
-        self.log.info("running %s %s in %s", self.cmds, self.arguments, self.image)
-        return super().execute(context)
+        from streamflow_ops.config import get_config
+        from streamflow_ops.dag_defaults import reference_time
+        from streamflow_ops.results import CheckResult, Status
+        from streamflow_ops.runbook import section
+
+        name = "maintenance.housekeeping"
+        try:
+            self.configure(get_config(), context["params"], reference_time(context))
+        except AirflowFailException as exc:
+            if not self.skip_when_unconfigured:
+                raise
+            result = CheckResult(name, Status.SKIPPED, subject="metadata", runbook=section(name),
+                                 message=f"metadata cleanup not configured: {exc}")
+        else:
+            self.log.info("running %s %s in %s", self.cmds, self.arguments, self.image)
+            super().execute(context)
+            result = CheckResult(name, Status.OK, subject="metadata", runbook=section(name),
+                                 message=f"`airflow {' '.join(self.arguments)}` ran in {self.image}")
+        # KubernetesPodOperator pushes no return value (do_xcom_push means a sidecar): use our own key.
+        context["ti"].xcom_push(key=RESULT_XCOM_KEY, value=result.to_dict())

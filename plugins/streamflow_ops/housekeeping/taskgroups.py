@@ -10,22 +10,17 @@ the DAG was not wired for.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 from typing import Any
 
 from airflow.sdk import conf, get_current_context, task, task_group
 
+from streamflow_ops.dag_defaults import reference_time
 from streamflow_ops.housekeeping.metadata import MetadataCleanupPodOperator
 
 
 def wired_queues() -> list[str]:
     raw = conf.get("streamflow_ops", "worker_queues", fallback="") or ""
     return [q.strip() for q in raw.split(",") if q.strip()]
-
-
-def reference_time(context) -> datetime:
-    """The run's logical date, or its run_after when the logical date is null (SPEC)."""
-    return context.get("logical_date") or context["dag_run"].run_after or datetime.now(timezone.utc)
 
 
 @task
@@ -57,18 +52,50 @@ def task_logs(queue: str | None, wired: list[str]) -> dict[str, Any]:
             "unreached_queues": unreached}
 
 
-def housekeeping_group(group_id: str = "housekeeping", *, queues: list[str] | None = None):
-    """Build the group: task_logs per queue (None: from the Airflow config) and metadata_cleanup."""
+def housekeeping_group(group_id: str = "housekeeping", *, queues: list[str] | None = None,
+                       metadata_optional: bool = False):
+    """Build the group: task_logs per queue (None: from the Airflow config) and metadata_cleanup.
+
+    metadata_optional: report metadata cleanup as skipped, not failed, where it is not configured.
+    """
     queues = wired_queues() if queues is None else queues
 
     @task_group(group_id=group_id)
     def housekeeping():
         if queues:
-            for queue in queues:
-                slug = re.sub(r"[^A-Za-z0-9_]", "_", queue)
-                task_logs.override(task_id=f"task_logs_{slug}", queue=queue)(queue, queues)
+            logs = [task_logs.override(task_id=f"task_logs_{re.sub(r'[^A-Za-z0-9_]', '_', q)}", queue=q)(q, queues)
+                    for q in queues]
         else:
-            task_logs.override(task_id="task_logs")(None, queues)
-        MetadataCleanupPodOperator(task_id="metadata_cleanup")
+            logs = [task_logs.override(task_id="task_logs")(None, queues)]
+        metadata = MetadataCleanupPodOperator(task_id="metadata_cleanup", skip_when_unconfigured=metadata_optional)
+        done = summary([log.operator.task_id for log in logs], metadata.task_id)
+        [*logs, metadata] >> done
 
     return housekeeping()
+
+
+@task(task_id="summary", trigger_rule="all_done")
+def summary(log_task_ids: list[str], metadata_task_id: str) -> list[dict[str, Any]]:
+    """One CheckResult per part, for the window's report; a part without a result failed or did not run."""
+    from streamflow_ops.housekeeping.metadata import RESULT_XCOM_KEY
+    from streamflow_ops.results import CheckResult, Status
+    from streamflow_ops.runbook import section
+
+    name = "maintenance.housekeeping"
+    ti = get_current_context()["ti"]
+    results = []
+    for task_id in log_task_ids:
+        outcome = ti.xcom_pull(task_ids=task_id)
+        if outcome is None:
+            results.append(CheckResult(name, Status.CRITICAL, subject=task_id, runbook=section(name),
+                                       message=f"{task_id} failed or did not run: see its task log"))
+            continue
+        verb = "would remove" if outcome["dry_run"] else "removed"
+        results.append(CheckResult(name, Status.OK, subject=outcome["queue"] or "task logs", runbook=section(name),
+                                   message=f"{verb} {len(outcome['removed'])} task log files ({outcome['bytes']} bytes) "
+                                           f"older than {outcome['retention_days']} days under {outcome['folder']}"))
+    metadata = ti.xcom_pull(task_ids=metadata_task_id, key=RESULT_XCOM_KEY)
+    results.append(CheckResult.from_dict(metadata) if metadata else CheckResult(
+        name, Status.CRITICAL, subject="metadata", runbook=section(name),
+        message=f"{metadata_task_id} failed or did not run: see its task log"))
+    return [r.to_dict() for r in results]

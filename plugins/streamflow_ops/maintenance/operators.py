@@ -8,21 +8,16 @@ the DAG run's params, which win over the `streamflow_ops_config` defaults.
 from __future__ import annotations
 
 from contextlib import ExitStack
-from datetime import datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator
 
 from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.dag_defaults import reference_time
 from streamflow_ops.maintenance.audit import Actor, audited
 from streamflow_ops.maintenance.params import ParamError, bool_param, int_param, table_list
 from streamflow_ops.results import CheckResult, Status
 from streamflow_ops.runbook import section
-
-
-def reference_time(context) -> datetime:
-    """SPEC: the run's logical date, or its run_after where the logical date is null."""
-    return context.get("logical_date") or context["dag_run"].run_after
 
 
 class MaintenanceOperator(BaseOperator):

@@ -20,12 +20,6 @@ def preflight_results(config) -> list[CheckResult]:
     return services + gate
 
 
-def pending_slot(name: str, module: str) -> CheckResult:
-    """A window step whose capability is built elsewhere and not wired in yet: reported, never ok."""
-    return CheckResult(f"maintenance.{name}", Status.SKIPPED, runbook=section(f"maintenance.{name}"),
-                       message=f"not wired into the window yet ({module})")
-
-
 def step_results(values: dict[str, Any]) -> list[CheckResult]:
     """Pure: XCom values by task id -> CheckResults. A step without a result failed or never ran."""
     results: list[CheckResult] = []
@@ -35,12 +29,12 @@ def step_results(values: dict[str, Any]) -> list[CheckResult]:
             if isinstance(item, dict) and {"check_name", "status", "message"} <= item.keys():
                 results.append(CheckResult.from_dict(item))
             elif item is None:
-                results.append(CheckResult(f"maintenance.{task_id.rsplit('.', 1)[-1]}", Status.CRITICAL,
+                results.append(CheckResult(f"maintenance.{task_id.split('.', 1)[0]}", Status.CRITICAL,
                                            runbook=section("maintenance.preflight"),
                                            message=f"step {task_id} produced no result: it failed or did not run "
                                                    f"(see its task log)"))
             else:
-                results.append(CheckResult(f"maintenance.{task_id.rsplit('.', 1)[-1]}", Status.OK,
+                results.append(CheckResult(f"maintenance.{task_id.split('.', 1)[0]}", Status.OK,
                                            message=str(item)[:500]))
     return results
 

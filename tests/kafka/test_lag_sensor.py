@@ -151,6 +151,9 @@ def sensor_dag(folder, monkeypatch, group: str, timeout: float):
 
 @pytest.mark.airflow
 def test_deferrable_sensor_in_a_dag_run_succeeds_when_the_consumer_catches_up(lagging_group, airflow_db, tmp_path, monkeypatch):
+    import airflow.models.dagrun  # noqa: F401 - import before the thread does: concurrent imports deadlock
+    from airflow.models.taskinstance import TaskInstance  # noqa: F401
+
     bootstrap, topic, group = lagging_group
     the_dag = sensor_dag(tmp_path, monkeypatch, group, timeout=60)
     consumer = CatchingUpConsumer(bootstrap, topic, group, start_when=lambda: deferred(the_dag.dag_id))

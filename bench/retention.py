@@ -1,14 +1,21 @@
 """Benchmark: purge the oldest of 8 days from a >= 5M-row bronze table, three ways.
 
-(a) this package's batched retention, (b) the runbook's single DELETE, (c) the partitioned path.
+(a) this package's batched retention, (b) the runbook's single DELETE, (c) the partitioned path, and for
+reference (c0) detach + drop alone, without the promotion proof (what (c) would cost if it trusted blindly).
 Wall time, longest single write transaction, WAL bytes (pg_current_wal_lsn difference).
 Goals: (a) <= 1.5 x (b) and no transaction > 5 s; (c) >= 50 x faster than (b).
-Run: `python -m bench.retention` (or `make bench`). Starts, and afterwards stops, its own sandbox PostgreSQL.
+Every variant starts from a fresh copy of the same template, VACUUM ANALYZEd, checkpointed and with both
+tables read once (warm); each is run ROUNDS times, interleaved, and the median is reported. Measured under
+production-like durability (fsync, full_page_writes, synchronous_commit on) and under the sandbox's
+defaults (all off), restarting the server in between; if the sandbox was already running it is not
+restarted and only its current settings are measured.
+Run: `python -m bench retention` (or `make bench`). Starts, and afterwards stops, its own sandbox PostgreSQL.
 """
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -28,6 +35,9 @@ START = 1_767_225_600  # 2026-01-01T00:00:00Z: partitions and the purged day ali
 CUTOFF = START + DAY
 BATCH_SIZE = 10_000
 RESULTS = REPO / "bench" / "results"
+ROUNDS = int(os.environ.get("STREAMFLOW_BENCH_ROUNDS", "3"))
+DURABILITY = ("fsync", "full_page_writes", "synchronous_commit")
+PROFILES = {"production-like": dict.fromkeys(DURABILITY, "on"), "sandbox defaults": dict.fromkeys(DURABILITY, "off")}
 
 BRONZE = """
 insert into bronze.transactions (transaction_id, customer_id, merchant_id, amount, currency, location,
@@ -63,8 +73,6 @@ def _prepare(layout) -> None:
         conn.execute((REPO / "sandbox" / "sql" / "warehouse_schema.sql").read_text())
         conn.execute(BRONZE, {"start": START, "span": DAYS * DAY, "rows": ROWS})
         conn.execute(SILVER)
-        conn.execute("vacuum (analyze) bronze.transactions")
-        conn.execute("vacuum (analyze) silver.transactions_enriched")
     dsn = _clone(layout, "bench_plain", "bench_part")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("alter table bronze.transactions rename to transactions_plain")
@@ -77,13 +85,16 @@ def _prepare(layout) -> None:
                          f"for values from ({START + day * DAY}) to ({START + (day + 1) * DAY})")
         conn.execute("insert into bronze.transactions select * from bronze.transactions_plain")
         conn.execute("drop table bronze.transactions_plain")
-        conn.execute("vacuum (analyze) bronze.transactions")
     with _admin(layout) as conn:
         conn.execute("checkpoint")
 
 
-def _measure(dsn: str, action) -> dict:
-    with psycopg.connect(dsn, autocommit=True) as conn:
+def _measure(layout, template: str, action) -> dict:
+    """One run on a fresh copy: VACUUM ANALYZE, warm both tables, checkpoint, then time the action."""
+    with psycopg.connect(_clone(layout, template, "bench_run"), autocommit=True) as conn:
+        conn.execute("vacuum (analyze)")
+        for table in ("bronze.transactions", "silver.transactions_enriched"):
+            conn.execute(f"select count(*) from {table}")
         conn.execute("checkpoint")
         lsn = conn.execute("select pg_current_wal_lsn()").fetchone()[0]
         started = time.monotonic()
@@ -119,32 +130,86 @@ def _single_delete(conn) -> dict:
     return {"deleted_rows": deleted, "longest_transaction_s": round(time.monotonic() - started, 3)}
 
 
+def _detach_drop_only(conn) -> dict:
+    """Reference floor for (c): the partition's row count, then detach + drop, with no promotion proof."""
+    started = time.monotonic()
+    rows = conn.execute("select count(*) from bronze.transactions_0").fetchone()[0]
+    with conn.transaction():
+        conn.execute("alter table bronze.transactions detach partition bronze.transactions_0")
+        conn.execute("drop table bronze.transactions_0")
+    return {"deleted_rows": rows, "longest_transaction_s": round(time.monotonic() - started, 3)}
+
+
+VARIANTS = (("b_single_delete", "bench_plain", _single_delete),
+            ("a_batched", "bench_plain", _package_retention),
+            ("c_partitioned", "bench_part", _package_retention),
+            ("c0_detach_drop_only", "bench_part", _detach_drop_only))
+LABELS = {"a_batched": f"(a) batched retention (this package, batch {BATCH_SIZE:,})",
+          "b_single_delete": "(b) single DELETE (runbook)", "c_partitioned": "(c) partitioned: proof + detach + drop",
+          "c0_detach_drop_only": "(c0) reference: count + detach + drop, no proof (not safe)"}
+
+
+def _median(runs: list[dict]) -> dict:
+    """The run with the median wall time, plus every run's wall time."""
+    ordered = sorted(runs, key=lambda r: r["wall_s"])
+    return {**ordered[(len(ordered) - 1) // 2], "wall_s_runs": [r["wall_s"] for r in runs],
+            "wall_s_median": statistics.median(r["wall_s"] for r in runs)}
+
+
+def _profile(layout) -> dict:
+    """Rounds of every variant, interleaved so that machine load hits them alike; medians and goals."""
+    runs = {key: [] for key, _, _ in VARIANTS}
+    for round_no in range(ROUNDS):
+        for key, template, action in VARIANTS:
+            runs[key].append(_measure(layout, template, action))
+            print(f"  round {round_no + 1} {key}: {runs[key][-1]}", flush=True)
+    result = {key: _median(r) for key, r in runs.items()}
+    a, b, c = (result[k]["wall_s_median"] for k in ("a_batched", "b_single_delete", "c_partitioned"))
+    result["goals"] = {"a_over_b": a / b, "a_ok": a <= 1.5 * b,
+                       "a_txn_ok": max(r["longest_transaction_s"] for r in runs["a_batched"]) <= 5,
+                       "b_over_c": b / c, "c_ok": b >= 50 * c}
+    return result
+
+
+def _settings(layout) -> dict:
+    with _admin(layout) as conn:
+        return {name: conn.execute(f"show {name}").fetchone()[0] for name in DURABILITY}
+
+
 def _report(results: dict) -> str:
-    a, b, c = results["a_batched"], results["b_single_delete"], results["c_partitioned"]
-    goals = results["goals"]
-    lines = [
-        "# Bronze retention benchmark", "",
-        f"{results['rows']:,} bronze rows over {DAYS} days (all promoted to silver); purge the oldest day "
-        f"(`transaction_time < {CUTOFF}`). Sandbox PostgreSQL 15 (fsync=off, full_page_writes=off, "
-        f"autovacuum=off), 2 shared cores; run at {results['ran_at']}.", "",
-        "| variant | rows deleted | wall (s) | longest transaction (s) | WAL (MB) |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for label, r in (("(a) batched retention (this package, batch 10,000)", a),
-                     ("(b) single DELETE (runbook)", b), ("(c) partitioned: detach + drop", c)):
-        lines.append(f"| {label} | {r['deleted_rows']:,} | {r['wall_s']:.2f} | {r['longest_transaction_s']:.3f} "
-                     f"| {r['wal_bytes'] / 2**20:.1f} |")
-    lines += ["", "Goals:",
-              f"- (a) / (b) wall = {goals['a_over_b']:.2f} (goal <= 1.5): {'MET' if goals['a_ok'] else 'NOT MET'}",
-              f"- (a) longest transaction {a['longest_transaction_s']:.3f} s (goal <= 5 s): "
-              f"{'MET' if goals['a_txn_ok'] else 'NOT MET'}",
-              f"- (b) / (c) wall = {goals['b_over_c']:.1f}x (goal >= 50x): {'MET' if goals['c_ok'] else 'NOT MET'}",
-              "", "(c) includes the safety work: counting the old rows and proving every row of the partition "
-              "reached silver (an anti-join over the partition) before it is detached and dropped. The "
-              f"detach + drop transaction alone takes {c['longest_transaction_s']:.3f} s "
-              f"({b['wall_s'] / max(c['longest_transaction_s'], 1e-6):.0f}x faster than (b)); the promotion "
-              "proof, which (b) does not do at all, is what costs the rest. The same proof is in (a).",
-              "WAL is low in absolute terms because the sandbox runs with full_page_writes=off."]
+    lines = ["# Bronze retention benchmark", "",
+             f"{results['rows']:,} bronze rows over {DAYS} days (all promoted to silver); purge the oldest day "
+             f"(`transaction_time < {CUTOFF}`, {results['rows'] // DAYS:,} rows). Sandbox PostgreSQL 15, "
+             f"shared_buffers 256MB, autovacuum off, 2 cores shared with other work; run at {results['ran_at']}.",
+             f"Each variant: fresh copy of one template, VACUUM ANALYZE, warm, CHECKPOINT; median of "
+             f"{ROUNDS} interleaved runs (all runs listed). Command: `.venv/bin/python -m bench retention`.", ""]
+    for name, profile in results["profiles"].items():
+        settings = ", ".join(f"{k}={v}" for k, v in profile["settings"].items())
+        goals = profile["goals"]
+        lines += [f"## {name} ({settings})", "",
+                  "| variant | rows deleted | wall median (s) | runs (s) | longest transaction (s) | WAL (MB) |",
+                  "|---|---:|---:|---|---:|---:|"]
+        for key, label in LABELS.items():
+            r = profile[key]
+            lines.append(f"| {label} | {r['deleted_rows']:,} | {r['wall_s_median']:.3f} | "
+                         f"{', '.join(f'{w:.2f}' for w in r['wall_s_runs'])} | {r['longest_transaction_s']:.3f} | "
+                         f"{r['wal_bytes'] / 2**20:.1f} |")
+        c0 = profile["c0_detach_drop_only"]["wall_s_median"]
+        b = profile["b_single_delete"]["wall_s_median"]
+        lines += ["", f"- (a) / (b) = {goals['a_over_b']:.2f} (goal <= 1.5): {'MET' if goals['a_ok'] else 'NOT MET'}",
+                  f"- (a) longest transaction {profile['a_batched']['longest_transaction_s']:.3f} s (goal <= 5 s): "
+                  f"{'MET' if goals['a_txn_ok'] else 'NOT MET'}",
+                  f"- (b) / (c) = {goals['b_over_c']:.1f}x (goal >= 50x): {'MET' if goals['c_ok'] else 'NOT MET'}; "
+                  f"without the proof (c0) it would be {b / c0:.1f}x", ""]
+    lines += ["Where the time goes:",
+              "- (a) walks the old rows in time ranges of at most 10,000 rows; each range is one transaction "
+              "deleting the rows whose id is in silver, found by a hash semi-join of the bronze and silver range "
+              "scans. The guard (630,000 text-key lookups into silver) is work (b) does not do at all.",
+              "- (c) must prove that every row of the partition is in silver before it drops it. That proof is a "
+              "hash anti-join of the 630,000 partition rows against silver's rows in the same day; it is exact "
+              "and it is O(rows). The detach + drop itself costs milliseconds (c0 includes a row count). "
+              "50x faster than (b) would leave (c) about (b)/50 for the proof, far below what reading "
+              "630,000 silver keys takes, so the goal is not reachable with an exact guard on this data."]
     return "\n".join(lines) + "\n"
 
 
@@ -153,22 +218,19 @@ def main() -> int:
 
     layout = Layout.from_env(default_dir=".sandbox/bench", default_base=46200)
     was_running = postgres.status(layout).split(":", 1)[1].strip().startswith("running")
-    postgres.start(layout)
+    profiles = {"as running": {}} if was_running else {name: PROFILES[name] for name in reversed(PROFILES)}
+    results = {"rows": ROWS, "ran_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "profiles": {}}
     try:
-        os.environ.setdefault("AIRFLOW_CONN_STREAMFLOW_POSTGRES", postgres.dsn(layout))
-        print(f"preparing {ROWS:,} rows ...", flush=True)
-        _prepare(layout)
-        results = {"rows": ROWS, "ran_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        for key, template, action in (("b_single_delete", "bench_plain", _single_delete),
-                                      ("a_batched", "bench_plain", _package_retention),
-                                      ("c_partitioned", "bench_part", _package_retention)):
-            print(f"running {key} ...", flush=True)
-            results[key] = _measure(_clone(layout, template, f"bench_{key}"), action)
-            print(f"  {results[key]}", flush=True)
-        a, b, c = results["a_batched"], results["b_single_delete"], results["c_partitioned"]
-        results["goals"] = {"a_over_b": a["wall_s"] / b["wall_s"], "a_ok": a["wall_s"] <= 1.5 * b["wall_s"],
-                            "a_txn_ok": a["longest_transaction_s"] <= 5, "b_over_c": b["wall_s"] / c["wall_s"],
-                            "c_ok": b["wall_s"] >= 50 * c["wall_s"]}
+        for number, (name, settings) in enumerate(profiles.items()):
+            if not was_running:
+                postgres.stop(layout)
+            postgres.start(layout, settings=settings)
+            os.environ.setdefault("AIRFLOW_CONN_STREAMFLOW_POSTGRES", postgres.dsn(layout))
+            if number == 0:
+                print(f"preparing {ROWS:,} rows ...", flush=True)
+                _prepare(layout)
+            print(f"profile {name} ...", flush=True)
+            results["profiles"][name] = {"settings": _settings(layout), **_profile(layout)}
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "retention.json").write_text(json.dumps(results, indent=2) + "\n")
         text = _report(results)
@@ -176,7 +238,7 @@ def main() -> int:
         print(text)
     finally:
         with _admin(layout) as conn:
-            for name in ("bench_plain", "bench_part", "bench_a_batched", "bench_b_single_delete", "bench_c_partitioned"):
+            for name in ("bench_plain", "bench_part", "bench_run"):
                 conn.execute(f'drop database if exists "{name}" with (force)')
         if not was_running:
             postgres.stop(layout)

@@ -134,7 +134,7 @@ class FlinkConfig(Section):
     request_timeout_s: Positive = 10
     connect_timeout_s: Positive = 3
     # A vertex whose backpressure is not sampled yet is polled once more after this pause.
-    backpressure_resample_wait_s: Annotated[float, Field(ge=0, le=30)] = 2
+    backpressure_resample_wait_s: Annotated[float, Field(ge=0, le=30)] = 5
 
     @model_validator(mode="after")
     def _bands_ordered(self) -> "FlinkConfig":

@@ -4,10 +4,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from streamflow_ops.config import KafkaConfig
 from streamflow_ops.kafka import evaluators
-from streamflow_ops.kafka.model import ClusterView, GroupOffsets, OffsetSample, PartitionInfo
+from streamflow_ops.kafka.model import (
+    ClusterView,
+    GroupOffsets,
+    OffsetSample,
+    PartitionInfo,
+)
 from streamflow_ops.results import Status
 
 CFG = KafkaConfig()

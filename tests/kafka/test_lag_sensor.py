@@ -6,15 +6,14 @@ import importlib
 import importlib.util
 import threading
 import time
-from datetime import datetime, timezone
 
 import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout
 from confluent_kafka import Consumer, TopicPartition
-
-from sandbox import kafka as sandbox_kafka
 from streamflow_ops.kafka.sensors import KafkaConsumerLagSensor
 from streamflow_ops.kafka.triggers import KafkaConsumerLagTrigger
+
+from sandbox import kafka as sandbox_kafka
 from tests.kafka.broker import commit, create_topic, kafka_conn_env, produce, unique
 
 pytestmark = pytest.mark.kafka
@@ -50,7 +49,7 @@ class CatchingUpConsumer(threading.Thread):
                              "enable.auto.commit": False, "auto.offset.reset": "earliest"})
         try:
             consumer.assign([TopicPartition(self.topic, 0, 0)])
-            while messages := consumer.consume(num_messages=self.step, timeout=2):
+            while consumer.consume(num_messages=self.step, timeout=2):
                 consumer.commit(asynchronous=False)
                 time.sleep(0.2)
         finally:
@@ -84,9 +83,9 @@ def test_trigger_times_out_and_the_sensor_says_last_lag_and_trend(lagging_group)
     _, topic, group = lagging_group
     event = first_event(trigger_for(group, 1.5, topics=[topic]))
     assert event["status"] == "timeout" and event["history"][-1][1] == BACKLOG and len(event["history"]) >= 2
-    sensor = KafkaConsumerLagSensor(task_id="drain", group_id=group, topics=[topic])
+    sensor = KafkaConsumerLagSensor(task_id="drain", group_id=group, topics=[topic], timeout=1.5)
     with pytest.raises(AirflowSensorTimeout) as failure:
-        sensor.execute_complete({}, event, started=time.time() - 1.5)
+        sensor.execute_complete({}, event)
     assert f"consumer group {group} on {topic} still 600 behind after 2 s (threshold 0)" in str(failure.value)
     assert "trend: flat" in str(failure.value)
 
@@ -151,9 +150,6 @@ def sensor_dag(folder, monkeypatch, group: str, timeout: float):
 
 @pytest.mark.airflow
 def test_deferrable_sensor_in_a_dag_run_succeeds_when_the_consumer_catches_up(lagging_group, airflow_db, tmp_path, monkeypatch):
-    import airflow.models.dagrun  # noqa: F401 - import before the thread does: concurrent imports deadlock
-    from airflow.models.taskinstance import TaskInstance  # noqa: F401
-
     bootstrap, topic, group = lagging_group
     the_dag = sensor_dag(tmp_path, monkeypatch, group, timeout=60)
     consumer = CatchingUpConsumer(bootstrap, topic, group, start_when=lambda: deferred(the_dag.dag_id))
@@ -165,12 +161,16 @@ def test_deferrable_sensor_in_a_dag_run_succeeds_when_the_consumer_catches_up(la
 
 
 def deferred(dag_id: str) -> bool:
-    """Has the sensor handed its wait to the trigger? (The consumer only starts draining then.)"""
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
+    """Has the sensor handed its wait to the trigger? (The consumer only starts draining then.)
+    Read with sqlite3 from the consumer's thread: the ORM session belongs to dag.test()."""
+    import sqlite3
 
-    with create_session() as session:
-        return session.query(TaskInstance).filter_by(dag_id=dag_id, state="deferred").count() > 0
+    from airflow.configuration import conf
+
+    path = conf.get("database", "sql_alchemy_conn").removeprefix("sqlite:///")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+        return db.execute("select count(*) from task_instance where dag_id = ? and next_method is not null",
+                          [dag_id]).fetchone()[0] > 0
 
 
 def xcom(run, task_id: str):

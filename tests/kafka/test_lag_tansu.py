@@ -9,13 +9,13 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient
-
-from sandbox import kafka as sandbox_kafka
-from sandbox.proc import Layout
 from streamflow_ops.config import load_config
 from streamflow_ops.kafka import checks
 from streamflow_ops.kafka.lag import LagReadError, admin_client, read_group_offsets
 from streamflow_ops.results import Status
+
+from sandbox import kafka as sandbox_kafka
+from sandbox.proc import Layout
 from tests.kafka.broker import commit, create_topic, kafka_conn_env, produce, unique
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streamflow_ops.postgres.retention import cutoff_epoch, parse_upper_bound, run_retention
+from streamflow_ops.postgres.retention import cutoff_epoch, next_range_end, parse_bounds, run_retention
 
 from .conftest import DAY, REFERENCE, audit_rows, insert_rows, snapshot
 
@@ -44,23 +44,32 @@ def test_cutoff_is_strict_and_rounds_up_fractions():
 
 
 def test_partition_bounds():
-    assert parse_upper_bound("FOR VALUES FROM ('100') TO ('200')") == 200
-    assert parse_upper_bound("FOR VALUES FROM (100) TO (200)") == 200
-    assert parse_upper_bound("FOR VALUES FROM (MINVALUE) TO (MAXVALUE)") is None
-    assert parse_upper_bound("DEFAULT") is None
+    assert parse_bounds("FOR VALUES FROM ('100') TO ('200')") == (100, 200)
+    assert parse_bounds("FOR VALUES FROM (100) TO (200)") == (100, 200)
+    assert parse_bounds("FOR VALUES FROM (MINVALUE) TO (MAXVALUE)") == (None, None)
+    assert parse_bounds("FOR VALUES FROM (MINVALUE) TO (50)") == (None, 50)
+    assert parse_bounds("DEFAULT") == (None, None)
+
+
+def test_range_end_is_bounded_and_always_progresses():
+    assert next_range_end(10, None, 100) == 100  # fewer than batch_size rows left: up to the cutoff
+    assert next_range_end(10, 40, 100) == 40     # the (batch_size + 1)-th row starts the next range
+    assert next_range_end(10, 10, 100) == 11     # more than batch_size rows in one second: that second
 
 
 def test_exact_counts_around_the_cutoff(crafted, config, actor):
     report = run_retention(crafted, config.warehouse, actor, cutoff=CUTOFF, batch_size=7, dry_run=False)
     assert report.deleted_rows == 26
-    assert report.batches == 4  # 7 + 7 + 7 + 5
+    # 28 old rows in ranges of at most 7: four range batches; the two ranges holding an unpromoted row
+    # are swept again with the exact guard (two more transactions, deleting nothing).
+    assert report.batches == 6
     assert report.unpromoted_kept == 2
     assert report.oldest_unpromoted["id"] == "old-unpromoted-a"
     assert "old-unpromoted-a" in report.warning
     assert remaining_ids(crafted) == {"at-cutoff", "at-cutoff-plus-1s", "old-unpromoted-a", "old-unpromoted-b"}
     [audit] = audit_rows(crafted, "bronze_retention.delete")
     assert (audit["rows_affected"], audit["outcome"], audit["dry_run"]) == (26, "success", False)
-    assert audit["details"]["unpromoted_kept"] == 2 and audit["details"]["batches"] == 4
+    assert audit["details"]["unpromoted_kept"] == 2 and audit["details"]["batches"] == 6
 
 
 def test_dry_run_reports_exact_counts_and_changes_nothing(crafted, config, actor):
@@ -126,6 +135,43 @@ def test_partitioned_drops_whole_promoted_partitions_and_deletes_the_rest(conn, 
     assert audit_rows(conn, "bronze_retention.delete")[-1]["rows_affected"] == 6
 
 
+def test_silver_copy_with_another_time_and_crowded_seconds_are_decided_exactly(conn, config, actor):
+    """The fast batches look for the silver row in the batch's own time range; the sweep decides the rest by id.
+
+    A silver copy stamped with another transaction_time is still promoted: deleted, not reported as kept.
+    More rows in one second than batch_size: that second is one batch, nothing skipped.
+    """
+    conn.execute("truncate bronze.transactions, silver.transactions_enriched, silver.fraud_alerts")
+    insert_rows(conn, [(f"crowd-{i}", CUTOFF - 50, True) for i in range(9)]
+                + [("crowd-unpromoted", CUTOFF - 50, False), ("lonely", CUTOFF - 40, True)])
+    insert_rows(conn, [("shifted", CUTOFF - 30, False)])  # bronze only ...
+    conn.execute("insert into silver.transactions_enriched (transaction_id, transaction_time) "
+                 "values ('shifted', %s)", (CUTOFF + DAY,))  # ... its silver copy carries a later time
+    dry = run_retention(conn, config.warehouse, actor, cutoff=CUTOFF, batch_size=3, dry_run=True)
+    assert (dry.deleted_rows, dry.unpromoted_kept) == (11, 1)
+    report = run_retention(conn, config.warehouse, actor, cutoff=CUTOFF, batch_size=3, dry_run=False)
+    assert (report.deleted_rows, report.unpromoted_kept) == (11, 1)
+    assert report.oldest_unpromoted["id"] == dry.oldest_unpromoted["id"] == "crowd-unpromoted"
+    assert remaining_ids(conn) == {"crowd-unpromoted"}
+
+
+def test_partition_whose_silver_times_differ_is_kept_whole_but_emptied_row_by_row(conn, config, actor):
+    """The partition proof only looks in the partition's time range: unproven means row by row, never a drop."""
+    conn.execute("truncate bronze.transactions, silver.transactions_enriched, silver.fraud_alerts")
+    insert_rows(conn, [(f"d10-{i}", CUTOFF - 2 * DAY + i, False) for i in range(3)])
+    conn.execute("insert into silver.transactions_enriched (transaction_id, transaction_time) "
+                 "select transaction_id, transaction_time + %s from bronze.transactions", (3 * DAY,))
+    _partition(conn)
+    report = run_retention(conn, config.warehouse, actor, cutoff=CUTOFF, batch_size=2, dry_run=False)
+    assert (report.deleted_rows, report.unpromoted_kept) == (3, 0)
+    dropped = {p["partition"] for p in report.dropped_partitions}
+    assert dropped == {f"bronze.transactions_d{d:02d}" for d in range(12) if d != 10}
+    assert conn.execute("select to_regclass('bronze.transactions_d10')").fetchone()[0] is not None
+    assert remaining_ids(conn) == set()
+    [kept] = [a for a in audit_rows(conn, "bronze_retention.drop_partition") if a["target"].endswith("d10")]
+    assert (kept["outcome"], kept["rows_affected"]) == ("skipped", None)
+
+
 KILLER = textwrap.dedent("""
     import os, signal, sys
     import psycopg
@@ -134,6 +180,7 @@ KILLER = textwrap.dedent("""
     from streamflow_ops.postgres.retention import run_retention
 
     def die_after_two(batch, rows, seconds):
+        print(rows, flush=True)  # what this committed batch deleted
         if batch == 2:
             os.kill(os.getpid(), signal.SIGKILL)  # a real kill: no cleanup, no audit row
 
@@ -146,11 +193,14 @@ KILLER = textwrap.dedent("""
 def test_killed_run_resumes_to_the_same_final_state(crafted, warehouse_db, config, actor):
     repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": f"{repo / 'plugins'}:{repo}"}
-    proc = subprocess.run([sys.executable, "-c", KILLER, warehouse_db, str(CUTOFF)], env=env, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", KILLER, warehouse_db, str(CUTOFF)], env=env, timeout=120,
+                          check=False, capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL
-    assert len(remaining_ids(crafted)) == 30 - 10  # two committed batches of 5, nothing more
+    committed = sum(int(line) for line in proc.stdout.split())
+    assert committed > 0
+    assert len(remaining_ids(crafted)) == 30 - committed  # the two committed batches, nothing more
     report = run_retention(crafted, config.warehouse, actor, cutoff=CUTOFF, batch_size=5, dry_run=False)
-    assert report.deleted_rows == 16
+    assert report.deleted_rows == 26 - committed
     assert remaining_ids(crafted) == {"at-cutoff", "at-cutoff-plus-1s", "old-unpromoted-a", "old-unpromoted-b"}
 
 
@@ -162,7 +212,7 @@ def test_statement_timeout_failure_is_audited_and_resumable(crafted, warehouse_d
         calls = []
 
         def stall_third(batch, rows, seconds):
-            calls.append(batch)
+            calls.append(rows)
             if batch == 2:
                 slow.execute("set statement_timeout = '50ms'")
                 slow.execute("create or replace function pg_temp.nap() returns trigger language plpgsql as "
@@ -173,11 +223,11 @@ def test_statement_timeout_failure_is_audited_and_resumable(crafted, warehouse_d
         with pytest.raises(psycopg.errors.QueryCanceled):
             run_retention(slow, config.warehouse, actor, cutoff=CUTOFF, batch_size=5, dry_run=False,
                           on_batch=stall_third)
-    assert calls == [1, 2]
-    assert len(remaining_ids(crafted)) == 20
+    assert len(calls) == 2 and sum(calls) > 0
+    assert len(remaining_ids(crafted)) == 30 - sum(calls)
     [failed] = audit_rows(crafted, "bronze_retention.delete")
-    assert (failed["outcome"], failed["rows_affected"]) == ("failed", 10)
+    assert (failed["outcome"], failed["rows_affected"]) == ("failed", sum(calls))
     assert "statement timeout" in failed["details"]["error"]
     report = run_retention(crafted, config.warehouse, actor, cutoff=CUTOFF, batch_size=5, dry_run=False)
-    assert report.deleted_rows == 16
+    assert report.deleted_rows == 26 - sum(calls)
     assert remaining_ids(crafted) == {"at-cutoff", "at-cutoff-plus-1s", "old-unpromoted-a", "old-unpromoted-b"}

@@ -22,7 +22,7 @@ class FlinkRest:
     """One client per check run (or trigger poll): a dead JobManager costs one timeout, not one per call."""
 
     def __init__(self, conn_id: str, connect_timeout_s: float = 3, request_timeout_s: float = 10,
-                 resample_wait_s: float = 2) -> None:
+                 resample_wait_s: float = 5) -> None:
         self.http = HttpJson(conn_id, connect_timeout_s, request_timeout_s, retries=1)
         self.resample_wait_s = resample_wait_s
 

@@ -11,7 +11,12 @@ from datetime import datetime, timedelta, timezone
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.connections import connection_defined
 from streamflow_ops.kafka import evaluators
-from streamflow_ops.kafka.lag import admin_client, cluster_view, read_group_offsets
+from streamflow_ops.kafka.lag import (
+    admin_client,
+    cluster_view,
+    describe_error,
+    read_group_offsets,
+)
 from streamflow_ops.kafka.model import GroupOffsets, OffsetSample
 from streamflow_ops.kafka.samples import load_samples, prune_samples, store_samples
 from streamflow_ops.results import CheckResult, Status, guarded, skipped
@@ -23,16 +28,12 @@ CHECKS = ("kafka.broker_reachable", "kafka.topics_present", "kafka.partition_lea
           "kafka.under_replicated", "kafka.consumer_lag")
 
 
-def _error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc)[:300]}"
-
-
 def broker_reachable(config: StreamflowOpsConfig) -> CheckResult:
     """kafka.broker_reachable: metadata from the cluster through KafkaAdminClientHook."""
     try:
         view = cluster_view(admin_client(config.kafka.conn_id), config.kafka.request_timeout_s)
     except Exception as exc:  # noqa: BLE001 - no answer is the finding
-        return evaluators.broker_unreachable(config.kafka.conn_id, _error(exc))
+        return evaluators.broker_unreachable(config.kafka.conn_id, describe_error(exc))
     return evaluators.broker_reachable(view)
 
 
@@ -46,7 +47,7 @@ def run_checks(config: StreamflowOpsConfig, now: datetime | None = None) -> list
         admin = admin_client(cfg.conn_id)
         view = cluster_view(admin, cfg.request_timeout_s)
     except Exception as exc:  # noqa: BLE001 - the broker is down: say so once, the rest is unknown
-        error = _error(exc)
+        error = describe_error(exc)
         return [evaluators.broker_unreachable(cfg.conn_id, error)] + [
             CheckResult(name, Status.UNKNOWN, f"not measured, the broker does not answer: {error}",
                         runbook=section(name)) for name in CHECKS[1:4]] + [
@@ -69,7 +70,7 @@ def consumer_lag(config: StreamflowOpsConfig, admin, now: datetime) -> list[Chec
     try:
         reads = read_group_offsets(admin, cfg.consumer_groups, cfg.request_timeout_s, now)
     except Exception as exc:  # noqa: BLE001 - a broker timeout is unknown, never ok
-        reads = {g: GroupOffsets(g, now, error=_error(exc)) for g in cfg.consumer_groups}
+        reads = {g: GroupOffsets(g, now, error=describe_error(exc)) for g in cfg.consumer_groups}
     history, note = sample_history(config, list(reads.values()), now)
     return [evaluators.consumer_lag(reads[g], history.get(g, ()), cfg, now, note) for g in cfg.consumer_groups]
 
@@ -89,6 +90,6 @@ def sample_history(config: StreamflowOpsConfig, reads: list[GroupOffsets],
             prune_samples(conn, now - timedelta(hours=cfg.sample_horizon_hours), ops)
             since = now - timedelta(hours=cfg.sample_horizon_hours)
             return {r.group: load_samples(conn, r.group, since, now, ops) for r in reads if r.error is None}, None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - without history the bands still hold
         log.warning("kafka offset samples unavailable: %s", exc)
-        return {}, f"window rules skipped, sample store unavailable: {_error(exc)}"
+        return {}, f"window rules skipped, sample store unavailable: {describe_error(exc)}"

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from streamflow_ops.config import KafkaConfig
 from streamflow_ops.kafka.model import ClusterView, GroupOffsets, OffsetSample
@@ -95,16 +96,15 @@ def _window_rules(window: list, cfg: KafkaConfig) -> WindowFindings:
     """Burrow-like rules over observations within the window (oldest first, the current one last)."""
     minutes = (window[-1][0] - window[0][0]).total_seconds() / 60 if window else 0.0
     if len(window) < cfg.min_window_samples:
-        return WindowFindings(len(window), minutes, notes=(
-            f"window rules need {cfg.min_window_samples} samples in {cfg.window_minutes} min, "
-            f"have {len(window)}",))
+        note = f"window rules need {cfg.min_window_samples} samples in {cfg.window_minutes} min, have {len(window)}"
+        return WindowFindings(len(window), minutes, notes=(note,))
     common = set.intersection(*({k for k, s in obs.items() if s.committed is not None} for _, obs in window))
     if not common:
         return WindowFindings(len(window), minutes, notes=("no partition was committed in every sample",))
     rules, notes, statuses = [], [], []
 
     rewinds = [f"{t}[{p}] {a.committed}->{b.committed}"
-               for (_, before), (_, after) in zip(window, window[1:]) for (t, p) in sorted(common)
+               for (_, before), (_, after) in pairwise(window) for (t, p) in sorted(common)
                for a, b in [(before[(t, p)], after[(t, p)])] if b.committed < a.committed]
     if rewinds:
         rules.append("rewind")
@@ -123,8 +123,8 @@ def _window_rules(window: list, cfg: KafkaConfig) -> WindowFindings:
     idle = len({sum(obs[k].log_end for k in common) for _, obs in window}) == 1
     if idle:
         rules.append("idle")
-        notes.append(f"idle: no new messages for {minutes:.0f} min, so no trend alarm")
-    elif all(b >= a for a, b in zip(lags, lags[1:])) and lags[-1] > lags[0]:
+        notes.append(f"idle: no new messages for {minutes:.0f} min, so a steady lag raises no growth alarm")
+    elif all(b >= a for a, b in pairwise(lags)) and lags[-1] > lags[0]:
         rules.append("growing")
         statuses.append(Status.WARNING)
         notes.append(f"growing: lag never decreased across {minutes:.0f} min ({lags[0]:,} -> {lags[-1]:,})")

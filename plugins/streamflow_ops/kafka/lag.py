@@ -9,7 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 
-from streamflow_ops.kafka.model import ClusterView, GroupOffsets, OffsetSample, PartitionInfo
+from streamflow_ops.kafka.model import (
+    ClusterView,
+    GroupOffsets,
+    OffsetSample,
+    PartitionInfo,
+)
 
 
 class LagReadError(RuntimeError):
@@ -23,7 +28,8 @@ def admin_client(conn_id: str):
     return KafkaAdminClientHook(kafka_config_id=conn_id).get_conn
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """One line for a result message: the exception type and the start of its text."""
     return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
@@ -32,8 +38,7 @@ def cluster_view(admin, timeout_s: float) -> ClusterView:
     metadata = admin.list_topics(timeout=timeout_s)
     topics = {
         name: tuple(
-            PartitionInfo(name, p.id, p.leader, tuple(p.replicas), tuple(p.isrs),
-                          None if p.error is None else str(p.error))
+            PartitionInfo(name, p.id, p.leader, tuple(p.replicas), tuple(p.isrs))
             for p in sorted(meta.partitions.values(), key=lambda p: p.id))
         for name, meta in metadata.topics.items()
         if meta.error is None or meta.partitions
@@ -77,7 +82,7 @@ def _fetch_log_end(admin, partitions: Iterable[tuple[str, int]], timeout_s: floa
         except Exception as exc:  # noqa: BLE001 - one partition without a leader must not hide the rest
             log_end[(tp.topic, tp.partition)] = exc
     if all(isinstance(v, BaseException) for v in log_end.values()):
-        raise LagReadError(f"log-end offsets unavailable: {_describe(next(iter(log_end.values())))}")
+        raise LagReadError(f"log-end offsets unavailable: {describe_error(next(iter(log_end.values())))}")
     return log_end
 
 
@@ -92,8 +97,8 @@ def read_group_offsets(admin, groups: Sequence[str], timeout_s: float, now: date
     try:
         committed = _fetch_committed(admin, groups, timeout_s)
         view = cluster_view(admin, timeout_s)
-    except Exception as exc:  # noqa: BLE001 - a broker timeout means unknown, never ok
-        raise LagReadError(f"cannot read consumer offsets: {_describe(exc)}") from exc
+    except Exception as exc:  # a broker timeout means unknown, never ok
+        raise LagReadError(f"cannot read consumer offsets: {describe_error(exc)}") from exc
 
     wanted: dict[str, tuple[list[str], list[str]]] = {}  # group -> (live topics, deleted topics)
     for group, offsets in committed.items():
@@ -107,14 +112,14 @@ def read_group_offsets(admin, groups: Sequence[str], timeout_s: float, now: date
     partitions = {(p.topic, p.partition) for live, _ in wanted.values() for t in live for p in view.topics[t]}
     try:
         log_end = _fetch_log_end(admin, sorted(partitions), timeout_s)
-    except Exception as exc:  # noqa: BLE001
-        raise LagReadError(f"cannot read log-end offsets: {_describe(exc)}") from exc
+    except Exception as exc:
+        raise LagReadError(f"cannot read log-end offsets: {describe_error(exc)}") from exc
 
     result = {}
     for group in groups:
         offsets = committed[group]
         if isinstance(offsets, BaseException):
-            result[group] = GroupOffsets(group, now, error=f"offset fetch failed: {_describe(offsets)}")
+            result[group] = GroupOffsets(group, now, error=f"offset fetch failed: {describe_error(offsets)}")
             continue
         live, deleted = wanted[group]
         samples, unavailable = [], []
@@ -122,7 +127,7 @@ def read_group_offsets(admin, groups: Sequence[str], timeout_s: float, now: date
             for p in view.topics[topic]:
                 end = log_end[(topic, p.partition)]
                 if isinstance(end, BaseException):
-                    unavailable.append(f"{topic}[{p.partition}]: {_describe(end)}")
+                    unavailable.append(f"{topic}[{p.partition}]: {describe_error(end)}")
                     continue
                 samples.append(OffsetSample(now, group, topic, p.partition,
                                             offsets.get((topic, p.partition)), end))
@@ -130,9 +135,13 @@ def read_group_offsets(admin, groups: Sequence[str], timeout_s: float, now: date
     return result
 
 
-def group_lag(admin, group: str, timeout_s: float, topics: Sequence[str] | None = None) -> int | None:
-    """A group's total lag (over `topics` if given); None when it has no commit there. Raises LagReadError."""
-    read = read_group_offsets(admin, [group], timeout_s, topics=topics)[group]
+def group_lag(admin, group: str, timeout_s: float, topics: Sequence[str] | None = None) -> tuple[int | None, str | None]:
+    """A waiting sensor's reading: (total lag over `topics` or all committed topics, None) or (None, why not).
+    Never raises: a failed read only means "not yet"."""
+    try:
+        read = read_group_offsets(admin, [group], timeout_s, topics=topics)[group]
+    except Exception as exc:  # noqa: BLE001 - a failed read only means not yet
+        return None, describe_error(exc)
     if read.error:
-        raise LagReadError(read.error)
-    return read.total_lag
+        return None, read.error
+    return (read.total_lag, None) if read.total_lag is not None else (None, "no committed offsets for the group")

@@ -46,7 +46,6 @@ class PartitionInfo:
     leader: int  # -1: no leader
     replicas: tuple[int, ...]
     isrs: tuple[int, ...]
-    error: str | None = None
 
 
 @dataclass(frozen=True)

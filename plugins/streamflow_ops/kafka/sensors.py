@@ -66,20 +66,15 @@ class KafkaConsumerLagSensor(BaseSensorOperator):
                 group_id=self.group_id, max_lag=self.max_lag, deadline=started + self.timeout,
                 kafka_config_id=self.kafka_config_id, topics=self.topics, poll_interval=self.poke_interval,
                 request_timeout_s=self.request_timeout_s, history=self._history),
-            method_name="execute_complete", kwargs={"started": started},
+            method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout + 5 * self.request_timeout_s + 60))
 
     def poke(self, context) -> PokeReturnValue:
-        try:
-            lag = group_lag(admin_client(self.kafka_config_id), self.group_id, self.request_timeout_s, self.topics)
-        except Exception as exc:  # noqa: BLE001 - a failed read means "not yet", retried until timeout
-            self._error = f"{type(exc).__name__}: {str(exc)[:300]}"
-            self.log.warning("lag of %s unreadable: %s", self.group_id, self._error)
-            return PokeReturnValue(False)
+        lag, self._error = group_lag(admin_client(self.kafka_config_id), self.group_id, self.request_timeout_s,
+                                     self.topics)
         if lag is None:
-            self._error = "no committed offsets for the group"
+            self.log.warning("lag of %s not readable yet: %s", self.group_id, self._error)
             return PokeReturnValue(False)
-        self._error = None
         self._history = [*self._history[-49:], [time.time(), lag]]
         self.log.info("consumer group %s lag %s (threshold %s)", self.group_id, lag, self.max_lag)
         return PokeReturnValue(lag <= self.max_lag, xcom_value=lag)
@@ -87,9 +82,9 @@ class KafkaConsumerLagSensor(BaseSensorOperator):
     def _message(self, waited_s: float) -> str:
         return sensor_timeout_message(self.group_id, self.topics, self.max_lag, self._history, waited_s, self._error)
 
-    def execute_complete(self, context, event: dict[str, Any], started: float) -> int:
+    def execute_complete(self, context, event: dict[str, Any]) -> int:
         if event["status"] == "success":
             self.log.info("consumer group %s drained to %s", self.group_id, event["lag"])
             return event["lag"]
         self._history, self._error = event["history"], event.get("error")
-        raise AirflowSensorTimeout(self._message(time.time() - started))
+        raise AirflowSensorTimeout(self._message(time.time() - (event["deadline"] - self.timeout)))

@@ -35,18 +35,10 @@ class KafkaConsumerLagTrigger(BaseTrigger):
             "kafka_config_id": self.kafka_config_id, "topics": self.topics, "poll_interval": self.poll_interval,
             "request_timeout_s": self.request_timeout_s, "history": self.history})
 
-    def _read(self, admin) -> int | None:
-        return group_lag(admin, self.group_id, self.request_timeout_s, self.topics)
-
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        admin, error = None, None
+        admin = await asyncio.to_thread(admin_client, self.kafka_config_id)
         while True:
-            try:
-                admin = admin or await asyncio.to_thread(admin_client, self.kafka_config_id)
-                lag = await asyncio.to_thread(self._read, admin)
-                error = None if lag is not None else "no committed offsets for the group"
-            except Exception as exc:  # noqa: BLE001 - a failed read is retried until the deadline
-                lag, error = None, f"{type(exc).__name__}: {str(exc)[:300]}"
+            lag, error = await asyncio.to_thread(group_lag, admin, self.group_id, self.request_timeout_s, self.topics)
             now = time.time()
             if lag is not None:
                 self.history = [*self.history[-49:], [now, lag]]
@@ -54,6 +46,7 @@ class KafkaConsumerLagTrigger(BaseTrigger):
                     yield TriggerEvent({"status": "success", "lag": lag, "history": self.history})
                     return
             if now >= self.deadline:
-                yield TriggerEvent({"status": "timeout", "history": self.history, "error": error})
+                yield TriggerEvent({"status": "timeout", "history": self.history, "error": error,
+                                    "deadline": self.deadline})
                 return
             await asyncio.sleep(max(0.0, min(self.poll_interval, self.deadline - now)))

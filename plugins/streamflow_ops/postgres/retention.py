@@ -1,9 +1,11 @@
 """Bronze retention (SPEC): delete promoted bronze rows strictly older than reference - retention_days.
 
 Rows that never reached silver are kept and reported: Kafka keeps 3 days, so bronze is their last
-copy. Whole range partitions past the cutoff and fully promoted are detached and dropped; everything
-else goes in bounded batches, each its own short transaction (lock_timeout, statement_timeout), so a
-killed run resumes where it stopped and never deletes more than a complete run would.
+copy. Whole range partitions past the cutoff whose every row is proven promoted are detached and
+dropped; everything else goes in bounded time-range batches, each its own short transaction
+(lock_timeout, statement_timeout), so a killed run resumes where it stopped and never deletes more
+than a complete run would. A real run does not pre-count: the batches count what they delete and
+what they keep. A dry run counts exactly and changes nothing.
 """
 from __future__ import annotations
 
@@ -34,24 +36,40 @@ def cutoff_epoch(reference: datetime, retention_days: int) -> int:
 class Partition:
     relation: str  # schema-qualified, as regclass prints it
     name: str
+    lower: int | None  # inclusive lower bound; None for DEFAULT, MINVALUE or a non-integer key
     upper: int | None  # exclusive upper bound; None for DEFAULT, MAXVALUE or a non-integer key
     leaf: bool
 
 
-def parse_upper_bound(bound: str) -> int | None:
-    """Pure: the exclusive upper bound of an integer range partition, or None if it has none."""
+def _bound(value: str) -> int | None:
+    try:
+        return int(value.strip().strip("'"))
+    except ValueError:  # MINVALUE/MAXVALUE, or a key that is not epoch seconds
+        return None
+
+
+def parse_bounds(bound: str) -> tuple[int | None, int | None]:
+    """Pure: (inclusive lower, exclusive upper) of an integer range partition; None where it has none."""
     match = _RANGE.match(bound or "")
     if not match:
-        return None
-    try:
-        return int(match["hi"].strip().strip("'"))
-    except ValueError:  # MAXVALUE, or a key that is not epoch seconds
-        return None
+        return None, None
+    return _bound(match["lo"]), _bound(match["hi"])
 
 
 def droppable(partitions: list[Partition], cutoff: int) -> list[Partition]:
     """Pure: partitions whose every possible row is strictly older than the cutoff."""
     return [p for p in partitions if p.leaf and p.upper is not None and p.upper <= cutoff]
+
+
+def next_range_end(lo: int, row_time: int | None, cutoff: int) -> int:
+    """Pure: the exclusive end of the batch starting at lo, given the time of the row just past the batch.
+
+    No such row: the batch runs to the cutoff. That row at lo itself (more than batch_size rows share
+    one second): the batch is that one second, the smallest range that still makes progress.
+    """
+    if row_time is None:
+        return cutoff
+    return max(row_time, lo + 1)
 
 
 @dataclass
@@ -60,7 +78,7 @@ class RetentionReport:
     dry_run: bool
     deleted_rows: int = 0  # rows gone (or, in a dry run, that would go), partitions included
     dropped_partitions: list[dict] = field(default_factory=list)
-    batches: int = 0
+    batches: int = 0  # committed delete transactions (range batches and sweeps)
     longest_batch_s: float = 0.0
     unpromoted_kept: int = 0
     oldest_unpromoted: dict | None = None
@@ -82,6 +100,13 @@ class RetentionReport:
         return (f"{self.unpromoted_kept} bronze rows older than the cutoff never reached silver and were kept "
                 f"(bronze is their last copy); oldest: {oldest.get('id')} at {oldest.get('time')}")
 
+    def keep(self, unpromoted: int, oldest_id, oldest_time: int | None) -> None:
+        """Add unpromoted rows; the first oldest named wins (ranges are walked oldest first)."""
+        if oldest_time is not None and self.oldest_unpromoted is None:
+            self.oldest_unpromoted = {"id": oldest_id, "epoch": oldest_time,
+                                      "time": datetime.fromtimestamp(oldest_time, timezone.utc).isoformat()}
+        self.unpromoted_kept += unpromoted
+
     def to_dict(self) -> dict:
         return {**asdict(self), "summary": self.summary, "warning": self.warning,
                 "cutoff_utc": datetime.fromtimestamp(self.cutoff, timezone.utc).isoformat()}
@@ -95,78 +120,100 @@ def _names(cfg: WarehouseConfig) -> dict:
 def list_partitions(conn, cfg: WarehouseConfig) -> list[Partition]:
     rows = conn.execute(load_sql("retention_partitions.sql"),
                         {"schema": cfg.bronze_schema, "table": cfg.bronze_table}).fetchall()
-    return [Partition(relation=rel, name=name, upper=parse_upper_bound(bound), leaf=kind == "r")
-            for name, rel, kind, bound in rows]
-
-
-def _counts(conn, cfg: WarehouseConfig, cutoff: int) -> dict[str, tuple[int, int]]:
-    """relation -> (promoted, unpromoted) rows older than the cutoff, in one pass."""
-    rows = conn.execute(load_sql("retention_counts.sql", **_names(cfg)), {"cutoff": cutoff}).fetchall()
-    return {rel: (promoted, unpromoted) for rel, promoted, unpromoted, _ in rows}
-
-
-def _oldest_unpromoted(conn, cfg: WarehouseConfig, cutoff: int) -> dict | None:
-    row = conn.execute(load_sql("retention_oldest_unpromoted.sql", **_names(cfg)), {"cutoff": cutoff}).fetchone()
-    if row is None:
-        return None
-    return {"id": row[0], "time": datetime.fromtimestamp(row[1], timezone.utc).isoformat(), "epoch": row[1]}
+    return [Partition(relation, name, *parse_bounds(bound), leaf=kind == "r") for name, relation, kind, bound in rows]
 
 
 def run_retention(conn, cfg: WarehouseConfig, actor: Actor, *, cutoff: int, batch_size: int, dry_run: bool,
                   on_batch: Callable[[int, int, float], None] | None = None) -> RetentionReport:
-    """Count, then (unless dry_run) drop whole partitions and delete the rest in batches.
+    """Drop whole proven partitions, then delete the rest in batches (a dry run only counts).
 
     `conn` is an autocommit connection whose lock_timeout/statement_timeout bound every transaction.
-    on_batch(batch_number, rows, seconds) is called after each committed batch.
+    on_batch(batch_number, rows, seconds) is called after each committed delete transaction.
     """
     partitions = list_partitions(conn, cfg)
-    counts = _counts(conn, cfg, cutoff)
-    report = RetentionReport(cutoff=cutoff, dry_run=dry_run, partitioned=bool(partitions),
-                             unpromoted_kept=sum(u for _, u in counts.values()))
-    if report.unpromoted_kept:
-        report.oldest_unpromoted = _oldest_unpromoted(conn, cfg, cutoff)
-    promoted_total = sum(p for p, _ in counts.values())
-    whole = [(p, counts.get(p.relation, (0, 0))[0]) for p in droppable(partitions, cutoff)
-             if counts.get(p.relation, (0, 0))[1] == 0]
-    parent = (cfg.bronze_schema, cfg.bronze_table)
-    for part, rows in whole:
-        with audited(conn, actor, "bronze_retention.drop_partition", f"{cfg.bronze_schema}.{part.name}",
-                     dry_run) as record:
-            record.details.update(cutoff=cutoff, upper_bound=part.upper, rows=rows)
-            if not dry_run:
-                with conn.transaction():
-                    conn.execute(load_sql("retention_drop_partition.sql", parent=parent,
-                                          partition=(cfg.bronze_schema, part.name)))
-                record.rows_affected = rows
-        report.dropped_partitions.append({"partition": part.relation, "rows": rows})
-    remaining = promoted_total - sum(rows for _, rows in whole)
+    report = RetentionReport(cutoff=cutoff, dry_run=dry_run, partitioned=bool(partitions))
+    for part in droppable(partitions, cutoff):
+        rows = _drop_partition(conn, cfg, actor, part, cutoff, dry_run)
+        if rows is not None:
+            report.dropped_partitions.append({"partition": part.relation, "rows": rows})
+    whole_rows = sum(p["rows"] for p in report.dropped_partitions)
     with audited(conn, actor, "bronze_retention.delete", f"{cfg.bronze_schema}.{cfg.bronze_table}",
                  dry_run) as record:
-        record.details.update(cutoff=cutoff, batch_size=batch_size, would_delete=remaining,
+        record.details.update(cutoff=cutoff, batch_size=batch_size)
+        if dry_run:
+            promoted, report.unpromoted_kept = conn.execute(load_sql("retention_counts.sql", **_names(cfg)),
+                                                            {"cutoff": cutoff}).fetchone()
+            if report.unpromoted_kept:
+                row = conn.execute(load_sql("retention_oldest_unpromoted.sql", **_names(cfg)),
+                                   {"cutoff": cutoff}).fetchone()
+                report.keep(0, *row)  # the count is already in; this only names the oldest
+            deleted = promoted - whole_rows  # dropped partitions hold only promoted rows: all would go whole
+            record.details["would_delete"] = deleted
+        else:
+            deleted = _delete_batches(conn, cfg, cutoff, batch_size, report, record, on_batch)
+        record.rows_affected = 0 if dry_run else deleted
+        record.details.update(batches=report.batches, longest_batch_s=round(report.longest_batch_s, 3),
                               unpromoted_kept=report.unpromoted_kept, oldest_unpromoted=report.oldest_unpromoted)
-        deleted = 0 if dry_run else _delete_batches(conn, cfg, cutoff, batch_size, report, record, on_batch)
-        record.rows_affected = deleted
-        record.details.update(batches=report.batches, longest_batch_s=round(report.longest_batch_s, 3))
-    report.deleted_rows = sum(rows for _, rows in whole) + (remaining if dry_run else deleted)
+    report.deleted_rows = whole_rows + deleted
     return report
+
+
+def _drop_partition(conn, cfg: WarehouseConfig, actor: Actor, part: Partition, cutoff: int,
+                    dry_run: bool) -> int | None:
+    """Detach and drop the partition if every row is proven in silver; its row count, or None if kept.
+
+    The proof runs in the drop's transaction, under a SHARE lock on the partition, so a late row cannot
+    slip in between proof and drop. The parent is locked only by the final detach.
+    """
+    names = {**_names(cfg), "partition": (cfg.bronze_schema, part.name)}
+    bounds = {"lower": MIN_BIGINT if part.lower is None else part.lower, "upper": part.upper}
+    with audited(conn, actor, "bronze_retention.drop_partition", f"{cfg.bronze_schema}.{part.name}",
+                 dry_run) as record:
+        record.details.update(cutoff=cutoff, upper_bound=part.upper)
+        with conn.transaction():
+            if not dry_run:
+                conn.execute(load_sql("retention_lock_partition.sql", **names))
+            rows, unproven = conn.execute(load_sql("retention_partition_proof.sql", **names), bounds).fetchone()
+            record.details["rows"] = rows
+            if unproven:
+                record.outcome = "skipped"
+                record.details["kept_because"] = f"{unproven} rows not proven in silver: deleted row by row"
+                return None
+            if not dry_run:
+                conn.execute(load_sql("retention_drop_partition.sql", parent=names["bronze"],
+                                      partition=names["partition"]))
+                record.rows_affected = rows
+    return rows
 
 
 def _delete_batches(conn, cfg: WarehouseConfig, cutoff: int, batch_size: int, report: RetentionReport,
                     record, on_batch) -> int:
-    statement = load_sql("retention_delete_batch.sql", **_names(cfg))
-    from_time, deleted = MIN_BIGINT, 0
-    while True:
+    """Walk [MIN, cutoff) in ranges of at most batch_size rows; sweep a range again only if rows stayed."""
+    names = _names(cfg)
+    range_end = load_sql("retention_range_end.sql", **names)
+    delete_range = load_sql("retention_delete_range.sql", **names)
+    sweep_range = load_sql("retention_sweep_range.sql", **names)
+    lo, deleted = MIN_BIGINT, 0
+
+    def commit(statement, bounds: dict) -> tuple:
+        nonlocal deleted
         started = time.monotonic()
         with conn.transaction():
-            rows, last_time = conn.execute(statement, {"cutoff": cutoff, "from_time": from_time,
-                                                       "batch_size": batch_size}).fetchone()
+            row = conn.execute(statement, bounds).fetchone()
         elapsed = time.monotonic() - started
-        if rows == 0:
-            return deleted
-        deleted += rows
+        deleted += row[0]
         record.rows_affected = deleted  # a failure later still audits what is already gone
         report.batches += 1
         report.longest_batch_s = max(report.longest_batch_s, elapsed)
-        from_time = last_time
         if on_batch is not None:
-            on_batch(report.batches, rows, elapsed)
+            on_batch(report.batches, row[0], elapsed)
+        return row
+
+    while lo < cutoff:
+        after = conn.execute(range_end, {"lo": lo, "cutoff": cutoff, "batch_size": batch_size}).fetchone()
+        bounds = {"lo": lo, "hi": next_range_end(lo, after and after[0], cutoff)}
+        gone, in_range = commit(delete_range, bounds)
+        if in_range > gone:
+            report.keep(*commit(sweep_range, bounds)[1:])
+        lo = bounds["hi"]
+    return deleted

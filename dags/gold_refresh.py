@@ -3,17 +3,14 @@ from __future__ import annotations
 
 from airflow.sdk import dag
 
-from streamflow_ops.dag_defaults import DEFAULT_ARGS, START_DATE, dry_run_param
+from streamflow_ops.dag_defaults import COMMON_DAG_ARGS, dry_run_param
 from streamflow_ops.maintenance.operators import GoldRefreshOperator
 
 
 @dag(
     dag_id="gold_refresh",
     schedule=None,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    **COMMON_DAG_ARGS,
     tags=["streamflow", "maintenance", "manual"],
     params={"dry_run": dry_run_param(False, "list the views, their order and refresh method")},
     doc_md="""

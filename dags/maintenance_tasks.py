@@ -6,7 +6,7 @@ from datetime import timedelta
 from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, chain, dag
 
-from streamflow_ops.dag_defaults import DEFAULT_ARGS, START_DATE, dry_run_param
+from streamflow_ops.dag_defaults import COMMON_DAG_ARGS, dry_run_param
 from streamflow_ops.maintenance.operators import BronzeRetentionOperator, GoldRefreshOperator, VacuumOperator
 from streamflow_ops.backup.taskgroups import backup_group
 from streamflow_ops.housekeeping.taskgroups import housekeeping_group
@@ -52,11 +52,8 @@ def build(deadline: DeadlineAlert | None = WINDOW_DEADLINE):
     @dag(
         dag_id="maintenance_tasks",
         schedule="0 3 * * *",
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
+        **COMMON_DAG_ARGS,
         deadline=deadline,
-        default_args=DEFAULT_ARGS,
         tags=["streamflow", "maintenance"],
         params={"dry_run": dry_run_param(False, "every step only reports")},
         doc_md=DOC,

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from airflow.sdk import TriggerRule, dag, task
 
-from streamflow_ops.dag_defaults import DEFAULT_ARGS, START_DATE, dry_run_param
+from streamflow_ops.dag_defaults import COMMON_DAG_ARGS, dry_run_param
 from streamflow_ops.sweep import FAMILIES, FAMILY_TASK_TIMEOUT
 
 # A family task that dies is retried quickly, so that the sweep still ends within its minute.
@@ -16,11 +16,8 @@ FAMILY_ARGS = {"execution_timeout": FAMILY_TASK_TIMEOUT, "retry_delay": timedelt
 @dag(
     dag_id="platform_health_sweep",
     schedule="@hourly",
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
+    **COMMON_DAG_ARGS,
     dagrun_timeout=timedelta(minutes=15),
-    default_args=DEFAULT_ARGS,
     tags=["streamflow", "health", "alerting"],
     params={"dry_run": dry_run_param(False, "checks run and their results are stored, but no Slack or "
                                             "PagerDuty alert is sent")},

@@ -4,16 +4,13 @@ from __future__ import annotations
 from airflow.sdk import Param, dag
 
 from streamflow_ops.backup.taskgroups import backup_group
-from streamflow_ops.dag_defaults import DEFAULT_ARGS, START_DATE, dry_run_param
+from streamflow_ops.dag_defaults import COMMON_DAG_ARGS, dry_run_param
 
 
 @dag(
     dag_id="postgres_backup",
     schedule=None,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    **COMMON_DAG_ARGS,
     tags=["streamflow", "maintenance", "postgres", "backup"],
     params={
         "dry_run": dry_run_param(False, "the backup is only planned (what would be dumped or created, "

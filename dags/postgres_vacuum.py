@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag
 
-from streamflow_ops.dag_defaults import DEFAULT_ARGS, START_DATE, dry_run_param
+from streamflow_ops.dag_defaults import COMMON_DAG_ARGS, dry_run_param
 from streamflow_ops.maintenance.operators import VacuumOperator
 from streamflow_ops.maintenance.params import QUALIFIED_TABLE
 
@@ -11,10 +11,7 @@ from streamflow_ops.maintenance.params import QUALIFIED_TABLE
 @dag(
     dag_id="postgres_vacuum",
     schedule=None,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    **COMMON_DAG_ARGS,
     tags=["streamflow", "maintenance", "manual"],
     params={
         "dry_run": dry_run_param(True, "list the tables and options it would vacuum"),

@@ -13,7 +13,7 @@ from sandbox.proc import (Layout, SandboxError, ensure_port_free, running_group,
 
 PG_BIN = Path(os.environ.get("STREAMFLOW_PG_BIN", "/usr/lib/postgresql/15/bin"))
 USER = "streamflow"
-PASSWORD = "streamflow"
+PASSWORD = "sandbox-pg-8Kq2"  # unusual on purpose: Airflow masks the password wherever it appears in logs
 DATABASE = "streamflow"
 
 

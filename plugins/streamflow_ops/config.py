@@ -112,7 +112,8 @@ class KafkaConfig(Section):
     checkpoint_committing_groups: list[str] = ["flink-fraud-detector"]
     lag_warning: PositiveInt = 1_000
     lag_critical: PositiveInt = 10_000
-    window_minutes: PositiveInt = 60
+    # The sweep samples hourly: three samples need a window of three hours.
+    window_minutes: PositiveInt = 180
     min_window_samples: Annotated[int, Field(ge=2)] = 3
     sample_horizon_hours: PositiveInt = 48
     request_timeout_s: Positive = 10

@@ -15,6 +15,10 @@ DEFAULT_ARGS = {
 }
 
 
+# What every StreamFlow Ops DAG shares: one run at a time, no catchup, the same owner and retries.
+COMMON_DAG_ARGS = {"start_date": START_DATE, "catchup": False, "max_active_runs": 1, "default_args": DEFAULT_ARGS}
+
+
 def dry_run_param(default: bool, what: str) -> Param:
     return Param(
         default, type="boolean", title="Dry run",

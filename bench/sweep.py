@@ -61,6 +61,18 @@ def timed_sweep(name: str, config) -> dict:
                          for r in summary["results"] if r["status"] in ("critical", "warning")]}
 
 
+def take_nightly_backup(config) -> None:
+    """A real verified pg_dump, as the nightly window leaves one: the healthy sandbox has a recent backup."""
+    from streamflow_ops.backup.request import check_pg_dump_ready, resolve_request
+    from streamflow_ops.backup.runner import RunInfo, run_pg_dump
+    from streamflow_ops.postgres.connection import warehouse_connection
+
+    request = resolve_request({}, config)
+    with warehouse_connection(config.warehouse) as conn:
+        dump_schemas = check_pg_dump_ready(request, config, conn)
+    run_pg_dump(config, request, dump_schemas, RunInfo("bench", "bench_sweep", "backup"))
+
+
 def main() -> None:
     import psycopg
 
@@ -78,7 +90,8 @@ def main() -> None:
         os.environ.update(connections.airflow_env(layout))
         with psycopg.connect(postgres.dsn(layout), autocommit=True) as conn:
             seed.top_up(conn)
-        config = load_config(connections.SANDBOX_CONFIG)
+        config = load_config(connections.sandbox_config(layout))
+        take_nightly_backup(config)
         rows.append(timed_sweep("healthy", config))
         os.environ.update(unreachable_env(closed_port()))
         rows.append(timed_sweep("kafka+flink refused", config))

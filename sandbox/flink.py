@@ -255,13 +255,21 @@ def _has_completed_checkpoint(layout: Layout, job_id: str) -> bool:
     return _rest(layout, "GET", f"/jobs/{job_id}/checkpoints")["counts"]["completed"] >= 1
 
 
+def _backpressure_sampled(layout: Layout, job_id: str) -> bool:
+    """Flink's metric fetcher has every vertex's backpressure: health checks then see the real state
+    instead of "not sampled yet" (an HTTP 500 while the metrics do not exist, raised here)."""
+    vertices = _rest(layout, "GET", f"/jobs/{job_id}")["vertices"]
+    return all(_rest(layout, "GET", f"/jobs/{job_id}/vertices/{v['id']}/backpressure").get("status") == "ok"
+               for v in vertices)
+
+
 def _left(deadline: float) -> float:
     return max(deadline - time.monotonic(), 0.0)
 
 
 def start(layout: Layout, timeout: float = 120) -> None:
     """Start JobManager + TaskManager (if not running) and keep FraudDetectionJob RUNNING with at
-    least one completed checkpoint. Safe to call again on a running sandbox."""
+    least one completed checkpoint and sampled backpressure. Safe to call again on a running sandbox."""
     deadline = time.monotonic() + timeout
     paths = _paths(layout)
     _jdk_tool("java")
@@ -286,6 +294,8 @@ def start(layout: Layout, timeout: float = 120) -> None:
     job_id = _ensure_job(layout)
     wait_until(lambda: _has_completed_checkpoint(layout, job_id), _left(deadline),
                f"flink {JOB_NAME} ({job_id}) first checkpoint", paths["jm_log"], paths["jm_pid"])
+    wait_until(lambda: _backpressure_sampled(layout, job_id), _left(deadline),
+               f"flink {JOB_NAME} ({job_id}) backpressure metrics", paths["jm_log"], paths["jm_pid"], interval=1.0)
 
 
 def stop(layout: Layout) -> None:

@@ -81,7 +81,8 @@ def test_idle_topic_raises_no_lag_alarm():
 
 def test_samples_outside_the_window_are_not_judged():
     steps = [{0: (100, 3_000)}, {0: (100, 3_500)}, {0: (100, 4_000)}]
-    result = judge(steps, every=timedelta(minutes=45))
+    # Samples 100 min apart: with the 180-min window only the last two are inside it.
+    result = judge(steps, every=timedelta(minutes=100))
     assert result.details["window_samples"] == 2 and "stalled" not in result.details["rules"]
 
 

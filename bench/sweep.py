@@ -74,9 +74,9 @@ def take_nightly_backup(config) -> None:
 
 
 def main() -> None:
-    import psycopg
 
-    from sandbox import connections, flink, kafka, postgres, seed
+    from sandbox import connections, flink, kafka, postgres
+    from sandbox.__main__ import seed_postgres
     from sandbox.proc import Layout
     from streamflow_ops.config import load_config
 
@@ -88,8 +88,7 @@ def main() -> None:
     rows = []
     try:
         os.environ.update(connections.airflow_env(layout))
-        with psycopg.connect(postgres.dsn(layout), autocommit=True) as conn:
-            seed.top_up(conn)
+        seed_postgres(layout)  # seeds a new sandbox, or makes an existing one's pipeline look live
         config = load_config(connections.sandbox_config(layout))
         take_nightly_backup(config)
         rows.append(timed_sweep("healthy", config))

@@ -64,13 +64,14 @@ def timed_sweep(name: str, config) -> dict:
 def take_nightly_backup(config) -> None:
     """A real verified pg_dump, as the nightly window leaves one: the healthy sandbox has a recent backup."""
     from streamflow_ops.backup.request import check_pg_dump_ready, resolve_request
-    from streamflow_ops.backup.runner import RunInfo, run_pg_dump
+    from streamflow_ops.backup.runner import run_pg_dump
+    from streamflow_ops.maintenance.audit import Actor
     from streamflow_ops.postgres.connection import warehouse_connection
 
     request = resolve_request({}, config)
     with warehouse_connection(config.warehouse) as conn:
         dump_schemas = check_pg_dump_ready(request, config, conn)
-    run_pg_dump(config, request, dump_schemas, RunInfo("bench", "bench_sweep", "backup"))
+    run_pg_dump(config, request, dump_schemas, Actor("bench", "bench_sweep", "backup"))
 
 
 def main() -> None:

@@ -12,14 +12,15 @@ import pytest
 
 from streamflow_ops.backup.pg_dump import BACKUP_LOCK_KEY, MANIFEST, read_manifest, write_manifest
 from streamflow_ops.backup.request import BackupInputError, check_pg_dump_ready, resolve_request
-from streamflow_ops.backup.runner import RunInfo, run_pg_dump
+from streamflow_ops.backup.runner import run_pg_dump
+from streamflow_ops.maintenance.audit import Actor
 from streamflow_ops.backup.status import backup_in_progress
 from streamflow_ops.backup.verify import SCRATCH_PREFIX, VerificationError, verify_dump
 from streamflow_ops.config import load_config
 from streamflow_ops.postgres.connection import warehouse_connection
 
 pytestmark = pytest.mark.postgres
-RUN = RunInfo("postgres_backup", "manual__test", "backup.pg_dump")
+RUN = Actor("postgres_backup", "manual__test", "backup.pg_dump")
 
 
 def config_for(folder: Path, **backup):

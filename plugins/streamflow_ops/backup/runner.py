@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,21 +16,13 @@ from streamflow_ops.backup.request import BackupRequest
 from streamflow_ops.backup.retention import apply_retention
 from streamflow_ops.backup.verify import verify_dump
 from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.maintenance.audit import Actor
 from streamflow_ops.store import AuditRecord, ensure_ops_schema, write_audit
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RunInfo:
-    """Who asked: the audit row's dag_id/run_id/task_id."""
-
-    dag_id: str
-    run_id: str
-    task_id: str
-
-
-def record_backup(config: StreamflowOpsConfig, run: RunInfo, *, target: str, dry_run: bool, outcome: str,
+def record_backup(config: StreamflowOpsConfig, run: Actor, *, target: str, dry_run: bool, outcome: str,
                   started_at: datetime, details: dict[str, Any], rows: int | None = None) -> int:
     """Write the ops.maintenance_audit row for a backup (action "backup")."""
     from streamflow_ops.postgres.connection import warehouse_connection
@@ -44,7 +35,7 @@ def record_backup(config: StreamflowOpsConfig, run: RunInfo, *, target: str, dry
                                              started_at=started_at, rows_affected=rows, details=details), ops)
 
 
-def run_pg_dump(config: StreamflowOpsConfig, request: BackupRequest, dump_schemas: list[str], run: RunInfo,
+def run_pg_dump(config: StreamflowOpsConfig, request: BackupRequest, dump_schemas: list[str], run: Actor,
                 now: datetime | None = None) -> dict[str, Any]:
     """Dump, verify, audit, then prune old folders. Returns a summary for XCom and the report."""
     cfg = config.backup

@@ -16,10 +16,10 @@ from streamflow_ops.kubernetes.cnpg_backup_sensor import CnpgBackupSensor
 
 
 def _run_info():
-    from streamflow_ops.backup.runner import RunInfo
+    from streamflow_ops.maintenance.audit import Actor
 
     ctx = get_current_context()
-    return RunInfo(dag_id=ctx["dag"].dag_id, run_id=ctx["run_id"], task_id=ctx["task_instance"].task_id)
+    return Actor(dag_id=ctx["dag"].dag_id, run_id=ctx["run_id"], task_id=ctx["task_instance"].task_id)
 
 
 def _fail_on_bad_input(fn, *args):

@@ -1,7 +1,7 @@
 """The hourly platform health sweep: every runbook check, stored, reported, alerts on change."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import TriggerRule, dag, task
 
@@ -55,8 +55,6 @@ def platform_health_sweep():
     @task(trigger_rule=TriggerRule.ALL_DONE, execution_timeout=timedelta(seconds=60),
           retry_delay=timedelta(seconds=10))
     def summarize(outputs: dict[str, list[dict] | None]) -> dict:
-        from datetime import datetime, timezone
-
         from airflow.sdk import get_current_context
 
         from streamflow_ops.config import get_config

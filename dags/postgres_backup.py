@@ -5,6 +5,7 @@ from airflow.sdk import Param, dag
 
 from streamflow_ops.backup.taskgroups import backup_group
 from streamflow_ops.dag_defaults import COMMON_DAG_ARGS, dry_run_param
+from streamflow_ops.maintenance.params import IDENTIFIER
 
 
 @dag(
@@ -22,7 +23,7 @@ from streamflow_ops.dag_defaults import COMMON_DAG_ARGS, dry_run_param
                         "Empty: the config's backup.method.",
         ),
         "schemas": Param(
-            None, type=["null", "array"], items={"type": "string", "pattern": "^[a-z_][a-z0-9_]{0,62}$"},
+            None, type=["null", "array"], items={"type": "string", "pattern": IDENTIFIER.pattern},
             title="Schemas (pg_dump)",
             description="Schemas to dump, e.g. [\"gold\"]. Schemas their views read from are added so that "
                         "the dump restores. Empty: the config's backup.schemas (default gold).",

@@ -31,19 +31,19 @@ def apply(settings: dict, connections: bool = True) -> str:
     from airflow.utils.session import create_session
 
     section = settings.get("airflow") or {}
+    conns = (section.get("connections") or []) if connections else []
+    pools, variables = section.get("pools") or [], section.get("variables") or []
     with create_session() as session:
-        for item in (section.get("connections") or []) if connections else []:
+        for item in conns:
             conn = to_connection(item)
             session.query(Connection).filter(Connection.conn_id == conn.conn_id).delete()
             session.add(conn)
-        for item in section.get("pools") or []:
+        for item in pools:
             Pool.create_or_update_pool(item["pool_name"], item["pool_slot"], item.get("pool_description", ""),
                                        include_deferred=False, session=session)
-        for item in section.get("variables") or []:
+        for item in variables:
             Variable.set(item["variable_name"], item["variable_value"], session=session)
-    return (f"applied {len(section.get('connections') or []) if connections else 0} connections, "
-            f"{len(section.get('pools') or [])} "
-            f"pools, {len(section.get('variables') or [])} variables")
+    return f"applied {len(conns)} connections, {len(pools)} pools, {len(variables)} variables"
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from typing import Iterable
 
 from streamflow_ops.config import StreamflowOpsConfig
@@ -60,7 +61,7 @@ def render_metrics(results: list[CheckResult], duration_s: float, finished_at: f
     series = _worst_per_series(results)
     rated = [r for r in series if r.status is not Status.SKIPPED]
     overall = worst(r.status for r in rated)
-    counts = {status: sum(1 for r in series if r.status is status) for status in Status}
+    counts = Counter(r.status for r in series)
     lines = _family("streamflow_ops_check_status",
                     "Check status: 0 ok, 1 warning, 2 critical, 3 unknown (probe failed). Skipped checks are absent.",
                     ((_labels(check=r.check_name, subject=r.subject), STATUS_CODE[r.status]) for r in rated))

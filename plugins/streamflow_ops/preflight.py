@@ -9,16 +9,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from streamflow_ops.backup.status import backup_in_progress
 from streamflow_ops.config import PostgresChecksConfig, StreamflowOpsConfig
 from streamflow_ops.flink.checks import job_running
 from streamflow_ops.kafka.checks import broker_reachable
+from streamflow_ops.postgres.checks import _rows as dict_rows
 from streamflow_ops.postgres.checks import evaluate_connections, evaluate_replication_lag, reachable
 from streamflow_ops.postgres.connection import warehouse_connection
 from streamflow_ops.postgres.locks import lock_holder
 from streamflow_ops.connections import connection_defined
 from streamflow_ops.results import CheckResult, Status, guarded, skipped
 from streamflow_ops.runbook import section
-from streamflow_ops.sqlfiles import load_sql
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +39,6 @@ def service_checks(config: StreamflowOpsConfig) -> list[CheckResult]:
     return results
 
 
-def backup_running(config: StreamflowOpsConfig) -> str | None:
-    """Why a backup blocks maintenance right now, or None."""
-    from streamflow_ops.backup.status import backup_in_progress
-
-    return backup_in_progress(config)
-
-
 @dataclass(frozen=True)
 class GateSnapshot:
     """What the gate saw on the warehouse (probe output, evaluated by `evaluate_gate`)."""
@@ -56,20 +50,15 @@ class GateSnapshot:
     backup_error: str | None = None
 
 
-def _dict_rows(conn, name: str) -> list[dict]:
-    cur = conn.execute(load_sql(name))
-    return [dict(zip([c.name for c in cur.description], row)) for row in cur.fetchall()]
-
-
 def read_gate(conn, config: StreamflowOpsConfig, *, with_lock_holder: bool = True) -> GateSnapshot:
     """Probe: the health checks' connection and lag queries, the lock holder, and the backup hook."""
     backup = backup_error = None
     try:
-        backup = backup_running(config)
+        backup = backup_in_progress(config, conn)
     except Exception as exc:  # noqa: BLE001 - an unknown backup state must block, not crash
         backup_error = f"{type(exc).__name__}: {exc}"[:300]
-    return GateSnapshot(connections=_dict_rows(conn, "health_connections.sql")[0],
-                        replicas=_dict_rows(conn, "health_replication_lag.sql"),
+    return GateSnapshot(connections=dict_rows(conn, "health_connections.sql")[0],
+                        replicas=dict_rows(conn, "health_replication_lag.sql"),
                         lock_holder=lock_holder(conn) if with_lock_holder else None,
                         backup=backup, backup_error=backup_error)
 

@@ -17,6 +17,8 @@ from streamflow_ops.alerting.notify import DeliveryReport, deliver
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.report import format_checks
 from streamflow_ops.results import CheckResult, Status, worst
+from streamflow_ops.runbook import section
+from streamflow_ops.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,6 @@ HISTORY_DAYS = 7
 
 
 def _unknown(family: str, message: str) -> list[CheckResult]:
-    from streamflow_ops.runbook import section
-
     name = f"{family}.sweep"
     return [CheckResult(name, Status.UNKNOWN, message, runbook=section(name))]
 
@@ -85,14 +85,20 @@ def counts(results: Iterable[CheckResult]) -> dict[str, int]:
     return tally
 
 
+def _ops_connection(config: StreamflowOpsConfig):
+    """The warehouse connection that reads and writes the ops tables (psycopg imported in the task, not at parse)."""
+    from streamflow_ops.postgres.connection import warehouse_connection
+
+    return warehouse_connection(config.warehouse, statement_timeout_s=config.postgres_checks.statement_timeout_s)
+
+
 def persist(config: StreamflowOpsConfig, sweep_id: str, results: list[CheckResult], checked_at: datetime) -> None:
     """Store the sweep; re-storing the same sweep (a retried task) replaces it."""
-    from streamflow_ops.postgres.connection import warehouse_connection
     from streamflow_ops.sqlfiles import load_sql
     from streamflow_ops.store import ensure_ops_schema, write_results
 
     ops = config.warehouse.ops_schema
-    with warehouse_connection(config.warehouse, statement_timeout_s=config.postgres_checks.statement_timeout_s) as conn:
+    with _ops_connection(config) as conn:
         ensure_ops_schema(conn, ops)
         with conn.transaction():
             conn.execute(load_sql("health_delete_sweep.sql", ops=ops), {"sweep_id": sweep_id})
@@ -100,13 +106,12 @@ def persist(config: StreamflowOpsConfig, sweep_id: str, results: list[CheckResul
 
 
 def load_history(config: StreamflowOpsConfig, sweep_id: str, now: datetime) -> dict[tuple[str, str], History]:
-    from streamflow_ops.postgres.connection import warehouse_connection
     from streamflow_ops.sqlfiles import load_sql
 
     def status(value: str | None) -> Status | None:
         return Status(value) if value else None
 
-    with warehouse_connection(config.warehouse, statement_timeout_s=config.postgres_checks.statement_timeout_s) as conn:
+    with _ops_connection(config) as conn:
         rows = conn.execute(load_sql("health_previous_statuses.sql", ops=config.warehouse.ops_schema),
                             {"sweep_id": sweep_id, "since": now - timedelta(days=HISTORY_DAYS)}).fetchall()
     return {(check, subject): History(status(last), status(before), status(known), bool(in_prev))
@@ -116,7 +121,7 @@ def load_history(config: StreamflowOpsConfig, sweep_id: str, now: datetime) -> d
 def summarize(config: StreamflowOpsConfig, sweep_id: str, results: list[CheckResult], started_at: datetime,
               checked_at: datetime | None = None) -> dict:
     """Persist, then the sweep's status and readable report (persistence failing is itself reported)."""
-    checked_at = checked_at or datetime.now(timezone.utc)
+    checked_at = utcnow(checked_at)
     status = worst(r.status for r in results)
     summary: dict[str, Any] = {"sweep_id": sweep_id, "status": status.value, "counts": counts(results),
                                "checked_at": checked_at.isoformat(), "persisted": True, "notes": []}
@@ -140,14 +145,10 @@ def summarize(config: StreamflowOpsConfig, sweep_id: str, results: list[CheckRes
 
 def push_metrics(config: StreamflowOpsConfig, results: list[CheckResult], duration_s: float) -> str | None:
     """Pushgateway metrics when that connection is defined; a failure is a note, never a failed sweep."""
-    from streamflow_ops.connections import connection_defined
+    from streamflow_ops.metrics import push_sweep_metrics
 
-    if not connection_defined(config.monitoring.pushgateway_conn_id):
-        return None
     try:
-        from streamflow_ops.metrics import push_sweep_metrics
-
-        push_sweep_metrics(config, results, duration_s)
+        log.info(push_sweep_metrics(config, results, duration_s))  # it skips an undefined connection itself
     except Exception as exc:  # noqa: BLE001
         return f"metrics not pushed to {config.monitoring.pushgateway_conn_id}: {type(exc).__name__}: {exc}"[:500]
     return None
@@ -172,7 +173,7 @@ class AlertOutcome:
 
 def alert(config: StreamflowOpsConfig, summary: dict, dry_run: bool, now: datetime | None = None) -> AlertOutcome:
     """Compare with the stored past, then deliver the changes (or only report them on a dry run)."""
-    now = now or datetime.now(timezone.utc)
+    now = utcnow(now)
     results = [CheckResult.from_dict(d) for d in summary["results"]]
     notes = list(summary.get("notes", []))
     try:

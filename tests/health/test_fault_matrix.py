@@ -27,7 +27,6 @@ from streamflow_ops.results import Status
 from tests.health import warehouse_state as wh
 
 NOT_CONFIGURED = {"kubernetes", "airflow", "monitoring"}
-FLINK_FAMILY_READY = hasattr(__import__("streamflow_ops.flink.checks", fromlist=["x"]), "run_checks")
 
 
 def private_layout(sandbox_layout: Layout, name: str, offset: int) -> Layout:
@@ -44,11 +43,7 @@ def run_all(overrides: dict | None = None) -> list:
 def assert_statuses(results, faults: dict[tuple[str, str | None], Status]) -> None:
     """faults: (check_name, subject or None for every subject) -> expected; every other check is healthy."""
     def healthy(result) -> Status:
-        if result.component in NOT_CONFIGURED:
-            return Status.SKIPPED
-        if result.component == "flink" and not FLINK_FAMILY_READY:
-            return Status.UNKNOWN  # the Flink family is not installed yet: reported, never ok
-        return Status.OK
+        return Status.SKIPPED if result.component in NOT_CONFIGURED else Status.OK
 
     wrong = []
     for r in results:
@@ -104,7 +99,7 @@ def produce(layout: Layout, per_partition: int) -> None:
     producer = Producer({"bootstrap.servers": sandbox_kafka.bootstrap(layout), "batch.num.messages": 1,
                          "linger.ms": 0})
     for partition in range(sandbox_kafka.PARTITIONS):
-        for i in range(per_partition):
+        for _ in range(per_partition):
             producer.produce(sandbox_kafka.GROUP_TOPIC, value=b"x", partition=partition)
             producer.poll(0)
     producer.flush(60)
@@ -133,7 +128,6 @@ def wait_for_checkpoint(layout: Layout, job_id: str, timeout: float = 60) -> Non
     raise AssertionError(f"job {job_id} completed no checkpoint within {timeout:.0f} s")
 
 
-@pytest.mark.skipif(not FLINK_FAMILY_READY, reason="streamflow_ops.flink.checks.run_checks not delivered yet")
 def test_flink_job_cancelled(live, sandbox_layout):
     """A private job (the session's FraudDetectionJob keeps running), checkpointed, then cancelled."""
     name = "FraudDetectionJob-matrix"

@@ -1,6 +1,7 @@
 """PostgreSQL checks: pure evaluators at the runbook's band edges, and the probes on a real warehouse."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -11,6 +12,8 @@ import pytest
 from streamflow_ops.config import load_config
 from streamflow_ops.postgres import checks as pg
 from streamflow_ops.results import Status
+from tests.fakes.http_api import FakeApi, write_kubeconfig
+from tests.fakes.payloads import load
 
 CFG = load_config().postgres_checks
 NOW = datetime(2026, 5, 21, 12, 0, tzinfo=timezone.utc)
@@ -97,6 +100,31 @@ def test_run_checks_on_the_seeded_warehouse(warehouse_db):
     # Nothing was ever backed up in a fresh warehouse: that is critical, not fine.
     assert found[("postgres.backup_age", "")].status is Status.CRITICAL
     assert all(r.status is Status.OK for r in results if r.check_name != "postgres.backup_age")
+
+
+CNPG_CLUSTER = r"/apis/postgresql.cnpg.io/v1/namespaces/streamflow-data/clusters/streamflow-postgres"
+CNPG_NOT_FOUND = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
+                  "message": 'clusters.postgresql.cnpg.io "streamflow-postgres" not found'}
+
+
+def test_backup_age_reads_the_cnpg_cluster_through_kubernetes(warehouse_db, tmp_path, monkeypatch):
+    """With the Kubernetes connection, the Cluster's lastSuccessfulBackup counts; an API error is noted."""
+    kubeconfig = tmp_path / "kubeconfig"
+
+    def backup_age():
+        return by_name(pg.run_checks(load_config(), now=NOW))[("postgres.backup_age", "")]
+
+    with FakeApi() as api:
+        api.route("GET", CNPG_CLUSTER, load("kubernetes", "cnpg_cluster_healthy"))
+        monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_KUBERNETES", json.dumps(
+            {"conn_type": "kubernetes", "extra": {"kube_config_path": write_kubeconfig(kubeconfig, api.url)}}))
+        from_cnpg = backup_age()
+        api.route("GET", CNPG_CLUSTER, (404, CNPG_NOT_FOUND))
+        cnpg_missing = backup_age()
+    assert from_cnpg.status is Status.OK and "from cnpg" in from_cnpg.message  # 03:05 UTC, 8.9 h before NOW
+    assert from_cnpg.details["sources"]["cnpg"] == "2026-05-21T03:05:12+00:00"
+    # The audit has no backup either: none recorded is critical, and the unreadable source is named.
+    assert cnpg_missing.status is Status.CRITICAL and "404" in cnpg_missing.details["errors"]["cnpg"]
 
 
 def test_long_running_query_is_seen(warehouse_db):

@@ -72,7 +72,7 @@ def test_window_rules_over_stored_samples(bootstrap, rule):
     config = load_config({"kafka": {"consumer_groups": [group]}})
     start = datetime.now(timezone.utc) - timedelta(minutes=30)
     produced, commits, status = SCENARIOS[rule]
-    for step, (to_produce, to_commit) in enumerate(zip(produced, commits)):
+    for step, (to_produce, to_commit) in enumerate(zip(produced, commits, strict=True)):
         produce(bootstrap, topic, to_produce)
         if to_commit:
             commit(bootstrap, group, topic, to_commit)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
 from streamflow_ops.config import AirflowApiConfig
@@ -30,8 +31,6 @@ class AirflowApi:
     def __init__(self, config: AirflowApiConfig):
         self._config = config
         self.http = HttpJson(config.conn_id, config.connect_timeout_s, config.request_timeout_s)
-        self._auth: BearerAuth | ProbeError | None = None
-        self._auth_resolved = False
 
     def health(self) -> dict[str, Any]:
         """GET /api/v2/monitor/health: needs no authentication."""
@@ -54,14 +53,13 @@ class AirflowApi:
 
     def _bearer(self) -> BearerAuth | None:
         """login+password -> POST /auth/token; password alone is the token; neither -> extra headers only."""
-        if not self._auth_resolved:
-            self._auth_resolved = True
-            self._auth = self._resolve_auth()
         if isinstance(self._auth, ProbeError):
             raise self._auth
         return self._auth
 
-    def _resolve_auth(self) -> BearerAuth | ProbeError | None:
+    @cached_property
+    def _auth(self) -> BearerAuth | ProbeError | None:
+        """Resolved once per family run: a refused login is not retried for every watched DAG."""
         from airflow.sdk import BaseHook
 
         conn = BaseHook.get_connection(self._config.conn_id)

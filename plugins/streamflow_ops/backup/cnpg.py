@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.timeutil import parse_time
 
 GROUP = "postgresql.cnpg.io"
 VERSION = "v1"
@@ -70,10 +71,10 @@ def verify_backup(backup: dict[str, Any], cluster: dict[str, Any]) -> list[str]:
     for field in ("beginWal", "endWal"):
         if not status.get(field):
             problems.append(f"status.{field} is empty: the backup has no WAL range to recover from")
-    started = _time(status.get("startedAt"))
+    started = parse_time(status.get("startedAt"))
     cluster_status = cluster.get("status") or {}
     method = status.get("method") or (backup.get("spec") or {}).get("method") or "barmanObjectStore"
-    recorded = _time((cluster_status.get("lastSuccessfulBackupByMethod") or {}).get(method)
+    recorded = parse_time((cluster_status.get("lastSuccessfulBackupByMethod") or {}).get(method)
                      or cluster_status.get("lastSuccessfulBackup"))
     if recorded is None:
         problems.append(f"Cluster {cluster['metadata']['name']} has no status.lastSuccessfulBackup")
@@ -86,7 +87,7 @@ def verify_backup(backup: dict[str, Any], cluster: dict[str, Any]) -> list[str]:
 def backup_details(backup: dict[str, Any]) -> dict[str, Any]:
     """The audit row's details for a CNPG backup."""
     status = backup.get("status") or {}
-    started, stopped = _time(status.get("startedAt")), _time(status.get("stoppedAt"))
+    started, stopped = parse_time(status.get("startedAt")), parse_time(status.get("stoppedAt"))
     meta = backup["metadata"]
     return {
         "method": "cnpg",
@@ -98,12 +99,6 @@ def backup_details(backup: dict[str, Any]) -> dict[str, Any]:
         "duration_s": (stopped - started).total_seconds() if started and stopped else None,
         **{key: status.get(key) for key in ("beginWal", "endWal", "beginLSN", "endLSN", "startedAt", "stoppedAt")},
     }
-
-
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 # --- I/O: through KubernetesHook's custom-objects client -------------------------------------------

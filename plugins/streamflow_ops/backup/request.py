@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.maintenance.params import IDENTIFIER
 from streamflow_ops.sqlfiles import load_sql
 
 METHODS = ("cnpg", "pg_dump")
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 class BackupInputError(ValueError):
@@ -43,7 +42,7 @@ def resolve_request(params: Mapping[str, Any], config: StreamflowOpsConfig) -> B
     schemas = params.get("schemas") or list(config.backup.schemas)
     if isinstance(schemas, str) or not all(isinstance(s, str) for s in schemas):
         raise BackupInputError(f"schemas: expected a list of schema names, got {schemas!r}")
-    bad = [s for s in schemas if not _IDENTIFIER.match(s)]
+    bad = [s for s in schemas if not IDENTIFIER.match(s)]
     if bad:
         raise BackupInputError(f"schemas: unsafe or invalid schema name(s) {bad} "
                                f"(allowed: lower-case letters, digits, underscore)")

@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 
 from streamflow_ops.config import StreamflowOpsConfig
 
 log = logging.getLogger(__name__)
 
 
-def backup_in_progress(config: StreamflowOpsConfig) -> str | None:
+def backup_in_progress(config: StreamflowOpsConfig, conn=None) -> str | None:
     """A reason string while a backup runs, else None.
 
     Looks for a pg_dump of ours (the backup advisory lock in the warehouse, visible from every worker)
     and, when the Kubernetes connection is defined, an unfinished CNPG Backup of the cluster. If a
     probe fails we cannot tell, and say so (a reason, not None): callers gate destructive work on it.
+    `conn`: an open autocommit warehouse connection to ask on (the gate has one); else a short-lived one.
     """
     from streamflow_ops.backup.cnpg import running_backups
     from streamflow_ops.backup.pg_dump import BACKUP_LOCK_KEY
@@ -21,9 +23,12 @@ def backup_in_progress(config: StreamflowOpsConfig) -> str | None:
     from streamflow_ops.postgres.connection import warehouse_connection
     from streamflow_ops.sqlfiles import load_sql
 
+    connect = nullcontext(conn) if conn is not None else warehouse_connection(
+        config.warehouse, statement_timeout_s=config.warehouse.connect_timeout_s)
     try:
-        with warehouse_connection(config.warehouse, statement_timeout_s=config.warehouse.connect_timeout_s) as conn:
-            holder = conn.execute(load_sql("backup_lock_holder.sql"), {"key": BACKUP_LOCK_KEY}).fetchone()
+        with connect as warehouse:
+            holder = warehouse.execute(load_sql("maintenance_lock_holder.sql"),
+                                       {"classid": 0, "objid": BACKUP_LOCK_KEY, "objsubid": 1}).fetchone()
     except Exception as exc:  # noqa: BLE001 - unknown is reported, never read as "no backup"
         log.warning("backup lock probe failed", exc_info=True)
         return f"cannot tell whether a pg_dump backup is running: {type(exc).__name__}: {exc}"

@@ -97,12 +97,12 @@ def backup_group(group_id: str = "backup", *, deferrable: bool = True):
         from streamflow_ops.backup.runner import record_backup
         from streamflow_ops.backup.verify import VerificationError
         from streamflow_ops.config import get_config
+        from streamflow_ops.timeutil import parse_time
 
         config = get_config()
         details = backup_details(backup)
         problems = verify_backup(backup, fetch_cluster(config)) if request["verify"] else []
-        started_at = datetime.fromisoformat((details["startedAt"] or datetime.now(timezone.utc).isoformat())
-                                            .replace("Z", "+00:00"))
+        started_at = parse_time(details["startedAt"]) or datetime.now(timezone.utc)
         if problems:
             record_backup(config, _run_info(), target=details["location"], dry_run=False, outcome="failed",
                           started_at=started_at, details={**details, "problems": problems})

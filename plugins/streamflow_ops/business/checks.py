@@ -12,6 +12,7 @@ from streamflow_ops.postgres.connection import warehouse_connection
 from streamflow_ops.results import CheckResult, Status, banded, guarded, skipped
 from streamflow_ops.runbook import section
 from streamflow_ops.sqlfiles import load_sql
+from streamflow_ops.timeutil import utcnow
 
 FRAUD_RATE = "business.fraud_rate"
 PIPELINE_LATENCY = "business.pipeline_latency"
@@ -52,7 +53,7 @@ def run_checks(config: StreamflowOpsConfig, now: datetime | None = None) -> list
     wh, cfg = config.warehouse, config.business
     if not connection_defined(wh.conn_id):
         return [skipped(name, wh.conn_id, section(name)) for name in CHECKS]
-    now = now or datetime.now(timezone.utc)
+    now = utcnow(now)
     silver = (wh.silver_schema, wh.silver_table)
     timeout_s = config.postgres_checks.statement_timeout_s
 

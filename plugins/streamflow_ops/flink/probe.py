@@ -7,7 +7,6 @@ the evaluators read Flink's own field names.
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -16,6 +15,7 @@ from streamflow_ops.flink.evaluators import (
     NOT_SAMPLED, Freshness, checkpoint_freshness, not_sampled, select_job,
 )
 from streamflow_ops.http_probe import HttpJson
+from streamflow_ops.timeutil import utcnow
 
 
 class FlinkRest:
@@ -27,7 +27,7 @@ class FlinkRest:
         self.resample_wait_s = resample_wait_s
 
     @classmethod
-    def from_config(cls, cfg: FlinkConfig) -> "FlinkRest":
+    def from_config(cls, cfg: FlinkConfig) -> FlinkRest:
         return cls(cfg.conn_id, cfg.connect_timeout_s, cfg.request_timeout_s, cfg.backpressure_resample_wait_s)
 
     def _get(self, endpoint: str, **kwargs: Any) -> Any:
@@ -107,10 +107,16 @@ class JobView:
         return self.rest.backpressure(self.target["jid"], [v["id"] for v in self.vertices])
 
 
-def read_freshness(rest: FlinkRest, job_name: str, now: datetime, max_age_s: float | None,
-                   triggered_after_ms: float | None) -> Freshness:
-    """The sensor's one poll: the named job's checkpoints judged by checkpoint_freshness."""
-    job = select_job(rest.jobs(), job_name)
-    if job is None:
-        raise LookupError(f"no job named {job_name} on the JobManager")
-    return checkpoint_freshness(rest.checkpoints(job["jid"]), now, max_age_s, triggered_after_ms)
+def read_freshness(conn_id: str, job_name: str, max_age_s: float | None, triggered_after_ms: float | None,
+                   connect_timeout_s: float, request_timeout_s: float) -> tuple[Freshness | None, str | None]:
+    """The sensor's and the trigger's one poll, on a client of its own: (the named job's checkpoints judged
+    by checkpoint_freshness, None), or (None, why not). Never raises: a failed read only means "not yet"."""
+    now = utcnow()
+    try:
+        rest = FlinkRest(conn_id, connect_timeout_s, request_timeout_s)
+        job = select_job(rest.jobs(), job_name)
+        if job is None:
+            raise LookupError(f"no job named {job_name} on the JobManager")
+        return checkpoint_freshness(rest.checkpoints(job["jid"]), now, max_age_s, triggered_after_ms), None
+    except Exception as exc:  # noqa: BLE001 - retried by the caller until its deadline
+        return None, f"{type(exc).__name__}: {str(exc)[:300]}"

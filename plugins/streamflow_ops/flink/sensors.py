@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from streamflow_ops.flink.evaluators import Freshness, describe_wanted, sensor_timeout_message
-from streamflow_ops.flink.probe import FlinkRest, read_freshness
+from streamflow_ops.flink.probe import read_freshness
 from streamflow_ops.flink.triggers import FlinkCheckpointTrigger
 
 
@@ -82,15 +82,12 @@ class FlinkCheckpointAgeSensor(BaseSensorOperator):
             timeout=timedelta(seconds=self.timeout + 2 * (self.connect_timeout_s + self.request_timeout_s) + 60))
 
     def poke(self, context) -> PokeReturnValue:
-        rest = FlinkRest(self.flink_conn_id, self.connect_timeout_s, self.request_timeout_s)
-        try:
-            self._last = read_freshness(rest, self.job_name, datetime.now(timezone.utc), self.max_age_s,
-                                        self._triggered_after_ms)
-        except Exception as exc:  # noqa: BLE001 - a failed read means "not yet", retried until timeout
-            self._error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        fresh, self._error = read_freshness(self.flink_conn_id, self.job_name, self.max_age_s,
+                                            self._triggered_after_ms, self.connect_timeout_s, self.request_timeout_s)
+        if fresh is None:  # a failed read means "not yet", retried until timeout
             self.log.warning("checkpoints of %s unreadable: %s", self.job_name, self._error)
             return PokeReturnValue(False)
-        self._error = None
+        self._last = fresh
         self.log.info("%s: latest completed checkpoint %s, age %s s (wanted: %s)", self.job_name,
                       self._last.checkpoint_id, self._last.age_s, self._wanted())
         return PokeReturnValue(self._last.satisfied, xcom_value=self._last.to_dict())

@@ -4,13 +4,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from streamflow_ops.flink.evaluators import Freshness
-from streamflow_ops.flink.probe import FlinkRest, read_freshness
+from streamflow_ops.flink.probe import read_freshness
 
 
 class FlinkCheckpointTrigger(BaseTrigger):
@@ -40,21 +39,17 @@ class FlinkCheckpointTrigger(BaseTrigger):
             "poll_interval": self.poll_interval, "request_timeout_s": self.request_timeout_s,
             "connect_timeout_s": self.connect_timeout_s})
 
-    def _poll(self) -> Freshness:
-        rest = FlinkRest(self.flink_conn_id, self.connect_timeout_s, self.request_timeout_s)
-        return read_freshness(rest, self.job_name, datetime.now(timezone.utc), self.max_age_s,
-                              self.triggered_after_ms)
-
     async def run(self) -> AsyncIterator[TriggerEvent]:
         last: Freshness | None = None
         while True:
-            try:
-                last, error = await asyncio.to_thread(self._poll), None
-            except Exception as exc:  # noqa: BLE001 - a failed read is retried until the deadline
-                error = f"{type(exc).__name__}: {str(exc)[:300]}"
-            if last is not None and last.satisfied and error is None:
-                yield TriggerEvent({"status": "success", "freshness": last.to_dict(), "started": self.started})
-                return
+            fresh, error = await asyncio.to_thread(
+                read_freshness, self.flink_conn_id, self.job_name, self.max_age_s, self.triggered_after_ms,
+                self.connect_timeout_s, self.request_timeout_s)
+            if fresh is not None:  # a failed read keeps the last reading and is retried until the deadline
+                last = fresh
+                if fresh.satisfied:
+                    yield TriggerEvent({"status": "success", "freshness": fresh.to_dict(), "started": self.started})
+                    return
             now = time.time()
             if now >= self.deadline:
                 yield TriggerEvent({"status": "timeout", "freshness": last.to_dict() if last else None,

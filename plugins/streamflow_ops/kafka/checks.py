@@ -6,7 +6,7 @@ the maintenance preflight.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.connections import connection_defined
@@ -21,6 +21,7 @@ from streamflow_ops.kafka.model import GroupOffsets, OffsetSample
 from streamflow_ops.kafka.samples import load_samples, prune_samples, store_samples
 from streamflow_ops.results import CheckResult, Status, guarded, skipped
 from streamflow_ops.runbook import section
+from streamflow_ops.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def run_checks(config: StreamflowOpsConfig, now: datetime | None = None) -> list
     cfg = config.kafka
     if not connection_defined(cfg.conn_id):
         return [skipped(name, cfg.conn_id, section(name)) for name in CHECKS]
-    now = now or datetime.now(timezone.utc)
+    now = utcnow(now)
     try:
         admin = admin_client(cfg.conn_id)
         view = cluster_view(admin, cfg.request_timeout_s)
@@ -87,8 +88,8 @@ def sample_history(config: StreamflowOpsConfig, reads: list[GroupOffsets],
         with warehouse_connection(config.warehouse, statement_timeout_s=30) as conn:
             ensure_ops_schema(conn, ops)
             store_samples(conn, reads, ops)
-            prune_samples(conn, now - timedelta(hours=cfg.sample_horizon_hours), ops)
             since = now - timedelta(hours=cfg.sample_horizon_hours)
+            prune_samples(conn, since, ops)
             return {r.group: load_samples(conn, r.group, since, now, ops) for r in reads if r.error is None}, None
     except Exception as exc:  # noqa: BLE001 - without history the bands still hold
         log.warning("kafka offset samples unavailable: %s", exc)

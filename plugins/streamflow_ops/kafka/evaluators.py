@@ -16,6 +16,7 @@ from streamflow_ops.config import KafkaConfig
 from streamflow_ops.kafka.model import ClusterView, GroupOffsets, OffsetSample
 from streamflow_ops.results import CheckResult, Status, worst
 from streamflow_ops.runbook import section
+from streamflow_ops.timeutil import human_duration
 
 LAG = "kafka.consumer_lag"
 
@@ -135,7 +136,7 @@ def _time_lag_s(series: list[tuple[datetime, int]], committed: int, now: datetim
     """Seconds since the log end was at `committed`, interpolated; (value, exact). Not exact = lower bound."""
     if committed >= series[-1][1]:
         return 0.0, True
-    for (t0, o0), (t1, o1) in zip(reversed(series[:-1]), reversed(series[1:])):
+    for (t0, o0), (t1, o1) in reversed(list(pairwise(series))):
         if o0 <= committed < o1:
             at = t0 + (t1 - t0) * ((committed - o0) / (o1 - o0))
             return max(0.0, (now - at).total_seconds()), True
@@ -173,15 +174,7 @@ def _catch_up(window: list, lag: int) -> tuple[dict, str]:
     if consumed - produced <= 0:
         return rates, f"not catching up (consuming {consumed:,.1f}/s, producing {produced:,.1f}/s)"
     eta = lag / (consumed - produced)
-    return {**rates, "catch_up_s": round(eta, 1)}, f"catching up at {consumed:,.1f}/s, done in ~{_duration(eta)}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    return {**rates, "catch_up_s": round(eta, 1)}, f"catching up at {consumed:,.1f}/s, done in ~{human_duration(eta)}"
 
 
 def consumer_lag(current: GroupOffsets, history: Sequence[OffsetSample], cfg: KafkaConfig,
@@ -212,7 +205,7 @@ def consumer_lag(current: GroupOffsets, history: Sequence[OffsetSample], cfg: Ka
     status = worst([lag_band(lag, cfg), findings.status])
     parts = [f"{group}: lag {lag:,} ({lag_band(lag, cfg).value} band)",
              "time lag needs a second sample" if seconds is None
-             else f"time lag {'~' if exact else '> '}{_duration(seconds)}"]
+             else f"time lag {'~' if exact else '> '}{human_duration(seconds)}"]
     parts += list(findings.notes)
     if catch_up:
         parts.append(catch_up)
@@ -242,6 +235,11 @@ def consumer_lag(current: GroupOffsets, history: Sequence[OffsetSample], cfg: Ka
 
 
 # --- sensor -------------------------------------------------------------------------------------
+def remember(history: list[list[float]], at: float, lag: int) -> list[list[float]]:
+    """The sensor's readings with (epoch seconds, lag) appended, the last 50 only: enough for a trend."""
+    return [*history[-49:], [at, lag]]
+
+
 def lag_trend(history: Sequence[Sequence[float]]) -> str:
     """How a series of (epoch seconds, lag) readings moved: falling, rising or flat, with the rate."""
     if not history:

@@ -7,7 +7,7 @@ so all of them are sent before any is awaited).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 
 from streamflow_ops.kafka.model import (
     ClusterView,
@@ -15,6 +15,7 @@ from streamflow_ops.kafka.model import (
     OffsetSample,
     PartitionInfo,
 )
+from streamflow_ops.timeutil import utcnow
 
 
 class LagReadError(RuntimeError):
@@ -93,7 +94,7 @@ def read_group_offsets(admin, groups: Sequence[str], timeout_s: float, now: date
     A group whose fetch failed comes back with `error`; a failure of the shared metadata or
     list_offsets request raises LagReadError, because then no group's lag is known.
     """
-    now = now or datetime.now(timezone.utc)
+    now = utcnow(now)
     try:
         committed = _fetch_committed(admin, groups, timeout_s)
         view = cluster_view(admin, timeout_s)

@@ -10,7 +10,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
-from streamflow_ops.kafka.evaluators import sensor_timeout_message
+from streamflow_ops.kafka.evaluators import remember, sensor_timeout_message
 from streamflow_ops.kafka.lag import admin_client, group_lag
 from streamflow_ops.kafka.triggers import KafkaConsumerLagTrigger
 
@@ -75,7 +75,7 @@ class KafkaConsumerLagSensor(BaseSensorOperator):
         if lag is None:
             self.log.warning("lag of %s not readable yet: %s", self.group_id, self._error)
             return PokeReturnValue(False)
-        self._history = [*self._history[-49:], [time.time(), lag]]
+        self._history = remember(self._history, time.time(), lag)
         self.log.info("consumer group %s lag %s (threshold %s)", self.group_id, lag, self.max_lag)
         return PokeReturnValue(lag <= self.max_lag, xcom_value=lag)
 

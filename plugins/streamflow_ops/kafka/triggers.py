@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from streamflow_ops.kafka.evaluators import remember
 from streamflow_ops.kafka.lag import admin_client, group_lag
 
 
@@ -41,7 +42,7 @@ class KafkaConsumerLagTrigger(BaseTrigger):
             lag, error = await asyncio.to_thread(group_lag, admin, self.group_id, self.request_timeout_s, self.topics)
             now = time.time()
             if lag is not None:
-                self.history = [*self.history[-49:], [now, lag]]
+                self.history = remember(self.history, now, lag)
                 if lag <= self.max_lag:
                     yield TriggerEvent({"status": "success", "lag": lag, "history": self.history})
                     return

@@ -136,10 +136,11 @@ def _conditions(resource: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def evaluate_strimzi_kafka(name: str, namespace: str, kafka: dict[str, Any] | None) -> CheckResult:
     """Strimzi reports Ready=True when reconciled, or NotReady=True (or Ready=False) with the reason."""
-    subject, base = f"{namespace}/{name}", dict(check_name=STRIMZI, runbook=section(STRIMZI),
-                                                threshold="critical: Ready=False / NotReady")
+    subject = f"{namespace}/{name}"
+    base = dict(check_name=STRIMZI, subject=subject, runbook=section(STRIMZI),
+                threshold="critical: Ready=False / NotReady")
     if kafka is None:
-        return CheckResult(status=Status.CRITICAL, subject=f"{namespace}/{name}", **base,
+        return CheckResult(status=Status.CRITICAL, **base,
                            message=f"Kafka CR {subject} not found (kafka.strimzi.io/v1beta2): the cluster is gone, "
                                    f"or kubernetes.kafka_cluster/kafka_namespace are wrong")
     status, conditions = kafka.get("status") or {}, _conditions(kafka)
@@ -151,15 +152,15 @@ def evaluate_strimzi_kafka(name: str, namespace: str, kafka: dict[str, Any] | No
                "generation": kafka.get("metadata", {}).get("generation")}
     if ready.get("status") == "True":
         note = f"; {len(warnings)} operator warning(s): {' | '.join(warnings)[:300]}" if warnings else ""
-        return CheckResult(status=Status.OK, subject=subject, details=details, **base,
+        return CheckResult(status=Status.OK, details=details, **base,
                            message=f"Kafka {subject} Ready (Kafka {status.get('kafkaVersion', '?')}){note}")
     failing = not_ready if not_ready.get("status") == "True" else ready
     if failing.get("status") in ("True", "False"):
-        return CheckResult(status=Status.CRITICAL, subject=subject, details=details, **base,
+        return CheckResult(status=Status.CRITICAL, details=details, **base,
                            message=f"Kafka {subject} not Ready: {failing.get('reason', '?')}: "
                                    f"{failing.get('message', 'no message')[:300]} - "
                                    f"kubectl describe kafka {name} -n {namespace}; check the operator log")
-    return CheckResult(status=Status.WARNING, subject=subject, details=details, **base,
+    return CheckResult(status=Status.WARNING, details=details, **base,
                        message=f"Kafka {subject} has no Ready condition yet (operator has not reconciled it) - "
                                f"check the Strimzi cluster operator")
 

@@ -24,6 +24,7 @@ class MaintenanceOperator(BaseOperator):
     """Shared shell of a maintenance step; subclasses implement validate() and act()."""
 
     capability = ""
+    config_section = ""  # the config section whose lock_timeout_s / statement_timeout_s bound the step
     ui_color = "#e8d5b5"
 
     def __init__(self, *, dry_run: bool | None = None, **kwargs):
@@ -36,7 +37,8 @@ class MaintenanceOperator(BaseOperator):
         return value if value is not None else context["params"].get(name, default)
 
     def timeouts(self, config: StreamflowOpsConfig) -> dict:
-        raise NotImplementedError
+        section = getattr(config, self.config_section)
+        return {"lock_timeout_s": section.lock_timeout_s, "statement_timeout_s": section.statement_timeout_s}
 
     def validate(self, context, config: StreamflowOpsConfig) -> dict:
         """Pure checks of the params; raise ParamError."""
@@ -108,15 +110,12 @@ class BronzeRetentionOperator(MaintenanceOperator):
     """SPEC bronze retention: promoted rows older than reference - retention_days, batched or by partition."""
 
     capability = "bronze_retention"
+    config_section = "retention"
 
     def __init__(self, *, retention_days: int | None = None, batch_size: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.retention_days = retention_days
         self.batch_size = batch_size
-
-    def timeouts(self, config):
-        return {"lock_timeout_s": config.retention.lock_timeout_s,
-                "statement_timeout_s": config.retention.statement_timeout_s}
 
     def validate(self, context, config):
         return {"retention_days": int_param("retention_days",
@@ -143,15 +142,12 @@ class VacuumOperator(MaintenanceOperator):
     """Targeted VACUUM (ANALYZE); FREEZE past the age threshold; FULL only when asked for."""
 
     capability = "vacuum"
+    config_section = "vacuum"
 
     def __init__(self, *, tables: list[str] | None = None, full: bool | None = None, **kwargs):
         super().__init__(**kwargs)
         self.tables = tables
         self.full = full
-
-    def timeouts(self, config):
-        return {"lock_timeout_s": config.vacuum.lock_timeout_s,
-                "statement_timeout_s": config.vacuum.statement_timeout_s}
 
     def validate(self, context, config):
         return {"tables": table_list("tables", self.arg(context, "tables", []), config.vacuum.schemas),
@@ -181,10 +177,7 @@ class GoldRefreshOperator(MaintenanceOperator):
     """Refresh the gold materialized views in dependency order, CONCURRENTLY where possible."""
 
     capability = "gold_refresh"
-
-    def timeouts(self, config):
-        return {"lock_timeout_s": config.gold_refresh.lock_timeout_s,
-                "statement_timeout_s": config.gold_refresh.statement_timeout_s}
+    config_section = "gold_refresh"
 
     def act(self, conn, context, config, actor, args, dry_run):
         from streamflow_ops.postgres.gold_refresh import run_refresh

@@ -5,6 +5,7 @@ import re
 from typing import Any
 
 _IDENT = r"[a-z_][a-z0-9_]{0,62}"
+IDENTIFIER = re.compile(rf"^{_IDENT}$")  # one unquoted-safe name, e.g. a schema
 QUALIFIED_TABLE = re.compile(rf"^({_IDENT})\.({_IDENT})$")
 
 

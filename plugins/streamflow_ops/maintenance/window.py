@@ -15,9 +15,7 @@ def preflight_results(config) -> list[CheckResult]:
     """Service reachability plus the gate that every destructive step re-checks before acting."""
     from streamflow_ops.preflight import gate_checks, service_checks
 
-    services = service_checks(config)
-    gate = [r for r in gate_checks(config) if r.check_name != "postgres.reachable"]
-    return services + gate
+    return service_checks(config) + gate_checks(config)
 
 
 def step_results(values: dict[str, Any]) -> list[CheckResult]:

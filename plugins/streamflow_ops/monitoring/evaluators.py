@@ -55,7 +55,7 @@ def evaluate_alerts(alerts: list[dict[str, Any]]) -> CheckResult:
         summary = (alert.get("annotations") or {}).get("summary")
         text = f"{labels.get('alertname', '?')}{' (' + where + ')' if where else ''}{': ' + summary if summary else ''}"
         by_severity.setdefault(labels.get("severity", "none"), []).append(text)
-    details = {"firing": {severity: texts for severity, texts in by_severity.items()}, "count": len(firing)}
+    details = {"firing": dict(by_severity), "count": len(firing)}
     if "critical" in by_severity:
         status = Status.CRITICAL
     elif "warning" in by_severity:

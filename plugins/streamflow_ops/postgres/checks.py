@@ -4,7 +4,7 @@ The sweep calls `run_checks`; the maintenance preflight imports `reachable`.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Sequence
 
 from streamflow_ops.config import PostgresChecksConfig, StreamflowOpsConfig
@@ -13,6 +13,7 @@ from streamflow_ops.postgres.connection import warehouse_connection
 from streamflow_ops.results import CheckResult, Status, banded, guarded, skipped
 from streamflow_ops.runbook import section
 from streamflow_ops.sqlfiles import load_sql
+from streamflow_ops.timeutil import parse_time, utcnow
 
 REACHABLE = "postgres.reachable"
 CONNECTIONS = "postgres.connections"
@@ -49,13 +50,13 @@ def evaluate_replication_lag(replicas: Sequence[dict], cfg: PostgresChecksConfig
     if not replicas:
         return _result(REPLICATION_LAG, Status.OK, "no streaming replicas attached: nothing to lag",
                        value=0, threshold=threshold, details={"replicas": []})
-    lags = [r["lag_bytes"] for r in replicas if r["lag_bytes"] is not None]
-    if not lags:
+    reporting = [r for r in replicas if r["lag_bytes"] is not None]
+    if not reporting:
         return _result(REPLICATION_LAG, Status.UNKNOWN, threshold=threshold, details={"replicas": list(replicas)},
                        message="replicas attached but no replay position reported (is this a standby?)")
-    worst_lag = max(lags)
+    laggard = max(reporting, key=lambda r: r["lag_bytes"])
+    worst_lag = laggard["lag_bytes"]
     status = banded(worst_lag, cfg.replication_lag_warning_bytes, cfg.replication_lag_critical_bytes + 1)
-    laggard = max((r for r in replicas if r["lag_bytes"] is not None), key=lambda r: r["lag_bytes"])
     return _result(REPLICATION_LAG, status, value=worst_lag, threshold=threshold,
                    message=f"{len(replicas)} replica(s); worst replay lag {worst_lag / MB:.1f} MB "
                            f"({laggard['replica'] or 'unnamed'}, {laggard['state']})",
@@ -141,9 +142,10 @@ def reachable(config: StreamflowOpsConfig) -> CheckResult:
 
 
 def _rows(conn, name: str, params: dict | None = None, **identifiers) -> list[dict]:
-    cur = conn.execute(load_sql(name, **identifiers), params or {})
-    columns = [c.name for c in cur.description]
-    return [dict(zip(columns, row)) for row in cur.fetchall()]
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(load_sql(name, **identifiers), params or {}).fetchall()
 
 
 def _audit_backup(conn, config: StreamflowOpsConfig) -> datetime | None:
@@ -157,15 +159,10 @@ def _audit_backup(conn, config: StreamflowOpsConfig) -> datetime | None:
 
 
 def cnpg_last_backup(config: StreamflowOpsConfig) -> datetime | None:
-    """status.lastSuccessfulBackup of the CloudNativePG Cluster, through KubernetesHook."""
-    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+    """status.lastSuccessfulBackup of the CloudNativePG Cluster the backups are taken of."""
+    from streamflow_ops.backup.cnpg import fetch_cluster
 
-    hook = KubernetesHook(conn_id=config.kubernetes.conn_id)
-    cluster = hook.custom_object_client.get_namespaced_custom_object(
-        "postgresql.cnpg.io", "v1", config.backup.cnpg_namespace, "clusters", config.backup.cnpg_cluster,
-        _request_timeout=config.kubernetes.request_timeout_s)
-    stamp = (cluster.get("status") or {}).get("lastSuccessfulBackup")
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+    return parse_time((fetch_cluster(config).get("status") or {}).get("lastSuccessfulBackup"))
 
 
 def _backup_age(conn, config: StreamflowOpsConfig, now: datetime) -> CheckResult:
@@ -186,7 +183,7 @@ def run_checks(config: StreamflowOpsConfig, now: datetime | None = None) -> list
     """Every PostgreSQL check; each query isolated and bounded by statement_timeout."""
     if not connection_defined(config.warehouse.conn_id):
         return [skipped(name, config.warehouse.conn_id, section(name)) for name in CHECKS]
-    now = now or datetime.now(timezone.utc)
+    now = utcnow(now)
     first = reachable(config)
     if first.status is not Status.OK:
         return [first] + [_result(name, Status.UNKNOWN, f"not checked: {first.message}") for name in CHECKS[1:]]

@@ -18,10 +18,10 @@ MAINTENANCE_KEY = 1
 def lock_holder(conn) -> str | None:
     """Who holds the maintenance lock right now (application name, pid, session start), or None."""
     row = conn.execute(load_sql("maintenance_lock_holder.sql"),
-                       {"namespace": LOCK_NAMESPACE, "key": MAINTENANCE_KEY}).fetchone()
+                       {"classid": LOCK_NAMESPACE, "objid": MAINTENANCE_KEY, "objsubid": 2}).fetchone()
     if row is None:
         return None
-    pid, app, since = row
+    pid, app, since, _ = row
     return f"{app or 'unknown client'} (pid {pid}, session since {since:%Y-%m-%d %H:%M:%S %Z})"
 
 

@@ -13,12 +13,11 @@ from streamflow_ops.backup.status import backup_in_progress
 from streamflow_ops.config import PostgresChecksConfig, StreamflowOpsConfig
 from streamflow_ops.flink.checks import job_running
 from streamflow_ops.kafka.checks import broker_reachable
-from streamflow_ops.postgres.checks import _rows as dict_rows
-from streamflow_ops.postgres.checks import evaluate_connections, evaluate_replication_lag, reachable
+from streamflow_ops.postgres.checks import dict_rows, evaluate_connections, evaluate_replication_lag, reachable
 from streamflow_ops.postgres.connection import warehouse_connection
 from streamflow_ops.postgres.locks import lock_holder
 from streamflow_ops.connections import connection_defined
-from streamflow_ops.results import CheckResult, Status, guarded, skipped
+from streamflow_ops.results import CheckResult, Status, describe_error, guarded, skipped
 from streamflow_ops.runbook import section
 
 log = logging.getLogger(__name__)
@@ -96,5 +95,5 @@ def gate_checks(config: StreamflowOpsConfig) -> list[CheckResult]:
         log.warning("maintenance gate probe failed: %s", exc)
         return [CheckResult("maintenance.gate", Status.UNKNOWN, runbook=section("postgres.reachable"),
                             message=f"cannot read the maintenance gate from PostgreSQL "
-                                    f"({config.warehouse.conn_id}): {type(exc).__name__}: {str(exc).strip()[:300]}")]
+                                    f"({config.warehouse.conn_id}): {describe_error(exc)}")]
     return evaluate_gate(snap, config.postgres_checks)

@@ -62,6 +62,12 @@ class CheckResult:
         return cls(**fields)
 
 
+def describe_error(exc: BaseException, limit: int = 300) -> str:
+    """One line for a result message: the exception's type and the start of its text."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text if len(text) <= limit else text[:limit] + '...'}"
+
+
 def guarded(check_name: str, probe: Callable[[], list[CheckResult] | CheckResult], subject: str = "",
             runbook: str = "") -> list[CheckResult]:
     """Run one check so that its failure becomes `unknown` and never takes the other checks down."""
@@ -70,7 +76,7 @@ def guarded(check_name: str, probe: Callable[[], list[CheckResult] | CheckResult
     except Exception as exc:  # noqa: BLE001 - isolation is the point
         log.warning("check %s failed: %s", check_name, exc, exc_info=True)
         return [CheckResult(check_name, Status.UNKNOWN, subject=subject, runbook=runbook,
-                            message=f"probe failed, state unknown: {type(exc).__name__}: {exc}"[:1000])]
+                            message=f"probe failed, state unknown: {describe_error(exc, 900)}")]
     return outcome if isinstance(outcome, list) else [outcome]
 
 

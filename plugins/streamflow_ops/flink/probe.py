@@ -15,6 +15,7 @@ from streamflow_ops.flink.evaluators import (
     NOT_SAMPLED, Freshness, checkpoint_freshness, not_sampled, select_job,
 )
 from streamflow_ops.http_probe import HttpJson
+from streamflow_ops.results import describe_error
 from streamflow_ops.timeutil import utcnow
 
 
@@ -119,4 +120,4 @@ def read_freshness(conn_id: str, job_name: str, max_age_s: float | None, trigger
             raise LookupError(f"no job named {job_name} on the JobManager")
         return checkpoint_freshness(rest.checkpoints(job["jid"]), now, max_age_s, triggered_after_ms), None
     except Exception as exc:  # noqa: BLE001 - retried by the caller until its deadline
-        return None, f"{type(exc).__name__}: {str(exc)[:300]}"
+        return None, describe_error(exc)

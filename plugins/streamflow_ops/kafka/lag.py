@@ -15,6 +15,7 @@ from streamflow_ops.kafka.model import (
     OffsetSample,
     PartitionInfo,
 )
+from streamflow_ops.results import describe_error
 from streamflow_ops.timeutil import utcnow
 
 
@@ -27,11 +28,6 @@ def admin_client(conn_id: str):
     from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
 
     return KafkaAdminClientHook(kafka_config_id=conn_id).get_conn
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for a result message: the exception type and the start of its text."""
-    return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 def cluster_view(admin, timeout_s: float) -> ClusterView:

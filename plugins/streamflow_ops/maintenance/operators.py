@@ -16,7 +16,7 @@ from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.dag_defaults import reference_time
 from streamflow_ops.maintenance.audit import Actor, audited
 from streamflow_ops.maintenance.params import ParamError, bool_param, int_param, table_list
-from streamflow_ops.results import CheckResult, Status
+from streamflow_ops.results import CheckResult, Status, describe_error
 from streamflow_ops.runbook import section
 
 
@@ -81,7 +81,7 @@ class MaintenanceOperator(BaseOperator):
                 conn = stack.enter_context(warehouse_connection(config.warehouse, **self.timeouts(config)))
             except Exception as exc:  # noqa: BLE001 - unreachable: skip with the reason, change nothing
                 return self.result(Status.SKIPPED, f"skipped: PostgreSQL ({config.warehouse.conn_id}) is "
-                                                   f"unreachable: {type(exc).__name__}: {str(exc).strip()[:300]}")
+                                                   f"unreachable: {describe_error(exc)}")
             ensure_ops_schema(conn, config.warehouse.ops_schema)
             try:
                 args = self.check_catalog(conn, config, args)

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from streamflow_ops.config import PostgresChecksConfig, StreamflowOpsConfig
 from streamflow_ops.connections import connection_defined
 from streamflow_ops.postgres.connection import warehouse_connection
-from streamflow_ops.results import CheckResult, Status, banded, guarded, skipped
+from streamflow_ops.results import CheckResult, Status, banded, describe_error, guarded, skipped
 from streamflow_ops.runbook import section
 from streamflow_ops.sqlfiles import load_sql
 from streamflow_ops.timeutil import parse_time, utcnow
@@ -136,12 +136,12 @@ def reachable(config: StreamflowOpsConfig) -> CheckResult:
     except Exception as exc:  # noqa: BLE001 - any failure to connect is the finding
         return _result(REACHABLE, Status.CRITICAL,
                        message=f"cannot connect to PostgreSQL ({config.warehouse.conn_id}): "
-                               f"{type(exc).__name__}: {str(exc).strip()[:300]}")
+                               f"{describe_error(exc)}")
     return _result(REACHABLE, Status.OK, message=f"PostgreSQL {version} answers",
                    details={"server_version": version})
 
 
-def _rows(conn, name: str, params: dict | None = None, **identifiers) -> list[dict]:
+def dict_rows(conn, name: str, params: dict | None = None, **identifiers) -> list[dict]:
     from psycopg.rows import dict_row
 
     with conn.cursor(row_factory=dict_row) as cur:
@@ -152,7 +152,7 @@ def _audit_backup(conn, config: StreamflowOpsConfig) -> datetime | None:
     import psycopg
 
     try:
-        rows = _rows(conn, "health_backup_audit.sql", ops=config.warehouse.ops_schema)
+        rows = dict_rows(conn, "health_backup_audit.sql", ops=config.warehouse.ops_schema)
     except psycopg.errors.UndefinedTable:  # ops schema not bootstrapped yet: nothing was ever recorded
         return None
     return rows[0]["finished_at"] if rows else None
@@ -189,12 +189,12 @@ def run_checks(config: StreamflowOpsConfig, now: datetime | None = None) -> list
         return [first] + [_result(name, Status.UNKNOWN, f"not checked: {first.message}") for name in CHECKS[1:]]
     cfg = config.postgres_checks
     probes = {
-        CONNECTIONS: lambda conn: evaluate_connections(**_rows(conn, "health_connections.sql")[0], cfg=cfg),
-        REPLICATION_LAG: lambda conn: evaluate_replication_lag(_rows(conn, "health_replication_lag.sql"), cfg),
+        CONNECTIONS: lambda conn: evaluate_connections(**dict_rows(conn, "health_connections.sql")[0], cfg=cfg),
+        REPLICATION_LAG: lambda conn: evaluate_replication_lag(dict_rows(conn, "health_replication_lag.sql"), cfg),
         DEAD_TUPLES: lambda conn: evaluate_dead_tuples(
-            _rows(conn, "health_dead_tuples.sql", {"schemas": list(cfg.dead_tuples_schemas)}), cfg),
-        LONG_QUERIES: lambda conn: evaluate_long_queries(_rows(conn, "health_long_queries.sql"), cfg),
-        WRAPAROUND: lambda conn: evaluate_txid_wraparound(_rows(conn, "health_txid_wraparound.sql"), cfg),
+            dict_rows(conn, "health_dead_tuples.sql", {"schemas": list(cfg.dead_tuples_schemas)}), cfg),
+        LONG_QUERIES: lambda conn: evaluate_long_queries(dict_rows(conn, "health_long_queries.sql"), cfg),
+        WRAPAROUND: lambda conn: evaluate_txid_wraparound(dict_rows(conn, "health_txid_wraparound.sql"), cfg),
         BACKUP_AGE: lambda conn: _backup_age(conn, config, now),
     }
     results = [first]

@@ -1,12 +1,11 @@
 """Shared pieces of the backup tests: a Kubernetes far end answering with real CNPG documents."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
+from tests.dagfiles import load_repo_dag as load_dag  # noqa: F401 - the backup tests import it from here
 from tests.fakes.http_api import FakeApi, write_kubeconfig
 from tests.fakes.payloads import load
 
@@ -56,11 +55,3 @@ def phases(api: FakeApi, name: str, sequence: list[dict]) -> None:
 
     api.route("GET", f"{BACKUPS}/{name}", answer)
 
-
-def load_dag(dag_id: str):
-    """A fresh DAG object from dags/<dag_id>.py (its @dag function is named like the dag_id)."""
-    path = Path(__file__).resolve().parents[2] / "dags" / f"{dag_id}.py"
-    spec = importlib.util.spec_from_file_location(f"test_dagfile_{dag_id}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return getattr(module, dag_id)()

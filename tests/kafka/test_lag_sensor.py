@@ -135,17 +135,10 @@ the_dag = drain()
 
 
 def sensor_dag(folder, monkeypatch, group: str, timeout: float):
-    """A DAG file in a folder of its own: dag.test() serialises DAGs from the dags-folder bundle."""
-    import airflow.settings
+    from tests.dagfiles import load_dag_file
 
     dag_id = unique("lag_sensor_test").replace("-", "_")
-    path = folder / f"{dag_id}.py"
-    path.write_text(DAG_FILE.format(dag_id=dag_id, group=group, timeout=timeout))
-    monkeypatch.setattr(airflow.settings, "DAGS_FOLDER", str(folder))
-    spec = importlib.util.spec_from_file_location(dag_id, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return next(v for v in vars(module).values() if getattr(v, "dag_id", None) == dag_id)
+    return load_dag_file(folder, monkeypatch, dag_id, DAG_FILE.format(dag_id=dag_id, group=group, timeout=timeout))
 
 
 @pytest.mark.airflow

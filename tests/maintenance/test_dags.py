@@ -1,7 +1,6 @@
 """The maintenance DAGs through dag.test() against the real sandbox PostgreSQL (and a fake Slack)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -9,19 +8,12 @@ from pathlib import Path
 import psycopg
 import pytest
 from streamflow_ops.postgres.locks import LOCK_NAMESPACE, MAINTENANCE_KEY
+from tests.dagfiles import load_repo_dag, load_repo_dag_module
 from tests.fakes.http_api import FakeApi
 
 from .conftest import audit_rows, snapshot
 
 pytestmark = [pytest.mark.postgres, pytest.mark.airflow]
-DAGS = Path(__file__).resolve().parents[2] / "dags"
-
-
-def load_dag_module(name: str):
-    spec = importlib.util.spec_from_file_location(f"test_dagfile_{name}", DAGS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def xcom(dr, task_id: str):
@@ -60,9 +52,7 @@ def test_bronze_retention_dry_run_shows_exact_counts_and_changes_nothing(wh):
     assert snapshot(wh) == before
 
 
-def _dag(name: str):
-    """A fresh DAG object from the file's @dag function (named like the dag_id)."""
-    return getattr(load_dag_module(name), name)()
+_dag = load_repo_dag
 
 
 def test_second_run_is_held_off_by_the_advisory_lock(wh, warehouse_db):
@@ -130,7 +120,7 @@ def test_vacuum_and_gold_refresh_dags(wh):
 
 
 def test_window_has_the_contracted_schedule_and_deadline():
-    module = load_dag_module("maintenance_tasks")
+    module = load_repo_dag_module("maintenance_tasks")
     dag = module.maintenance_window
     assert (dag.dag_id, dag.max_active_runs, dag.catchup) == ("maintenance_tasks", 1, False)
     assert dag.schedule == "0 3 * * *"
@@ -145,7 +135,7 @@ def test_window_runs_every_step_and_reports_to_slack(wh, monkeypatch):
         monkeypatch.setenv("AIRFLOW_CONN_SLACK_STREAMFLOW_ALERTS", json.dumps(
             {"conn_type": "slackwebhook", "host": slack.url, "password": "T000/B000/XXXX"}))
         # The deadline is checked above; dag.test() on Airflow 3.3.2 crashes on a DAG that has one.
-        dr = load_dag_module("maintenance_tasks").build(deadline=None).test()
+        dr = load_repo_dag_module("maintenance_tasks").build(deadline=None).test()
     assert dr.state == "success", states(dr)
     ran = states(dr)
     assert {t for t, state in ran.items() if state == "skipped"} == {

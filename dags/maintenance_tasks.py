@@ -63,7 +63,7 @@ def build(deadline: DeadlineAlert | None = WINDOW_DEADLINE):
         vacuum = VacuumOperator(task_id="vacuum", trigger_rule="all_done")
         gold = GoldRefreshOperator(task_id="gold_refresh", trigger_rule="all_done")
         backup = runs_after_anything(backup_group())
-        housekeeping = runs_after_anything(housekeeping_group(metadata_optional=True))
+        housekeeping = runs_after_anything(housekeeping_group(metadata_optional=True, fail_on_problem=False))
         steps = [retention, vacuum, gold, backup, housekeeping]
         chain(preflight(), *steps, report(task_ids(*steps)))
 

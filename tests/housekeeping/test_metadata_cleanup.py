@@ -1,5 +1,5 @@
-"""Metadata cleanup: the pod `airflow db clean` runs in, built by the real KubernetesPodOperator and sent
-to a local server answering like the Kubernetes API."""
+"""Metadata cleanup: the pod `airflow db clean` runs in, built by the real KubernetesPodOperator (created
+at run time by MetadataCleanupOperator) and sent to a local server answering like the Kubernetes API."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from streamflow_ops.config import load_config
-from streamflow_ops.housekeeping.metadata import MetadataCleanupPodOperator, db_clean_arguments
+from streamflow_ops.housekeeping.metadata import MetadataCleanupOperator, db_clean_arguments
 from tests.backup.conftest import kube  # noqa: F401 - the fake Kubernetes API fixture
 from tests.fakes.http_api import FakeApi
 
@@ -35,9 +35,8 @@ def test_db_clean_arguments():
      ["db", "clean", "--clean-before-timestamp", "2026-02-08T03:00:00+00:00", "--skip-archive", "--yes"]),
 ])
 def test_pod_runs_db_clean_in_the_scheduler_image_with_the_metadata_secret(kube, params, expected_args):
-    op = MetadataCleanupPodOperator(task_id="metadata_cleanup")
-    op.configure(CONFIG, params, REFERENCE)
-    pod = op.build_pod_request_obj(dry_run=True)
+    op = MetadataCleanupOperator(task_id="metadata_cleanup")
+    pod = op.pod_operator(CONFIG, params, REFERENCE).build_pod_request_obj(dry_run=True)
     (container,) = pod.spec.containers
     assert pod.metadata.namespace == "streamflow-orchestration"
     assert container.image == IMAGE
@@ -48,12 +47,12 @@ def test_pod_runs_db_clean_in_the_scheduler_image_with_the_metadata_secret(kube,
 
 
 def test_missing_image_or_connection_fails_before_any_pod(kube, monkeypatch):
-    op = MetadataCleanupPodOperator(task_id="metadata_cleanup")
+    op = MetadataCleanupOperator(task_id="metadata_cleanup")
     with pytest.raises(AirflowFailException, match="^housekeeping.scheduler_image: not set"):
-        op.configure(load_config(), {}, REFERENCE)
+        op.pod_operator(load_config(), {}, REFERENCE)
     monkeypatch.delenv("AIRFLOW_CONN_STREAMFLOW_KUBERNETES")
     with pytest.raises(AirflowFailException, match="^kubernetes.conn_id: the Kubernetes connection"):
-        op.configure(CONFIG, {}, REFERENCE)
+        op.pod_operator(CONFIG, {}, REFERENCE)
     assert kube.requests == []
 
 
@@ -92,11 +91,11 @@ def sent_container(kube: FakeApi) -> dict:
 def test_the_pod_is_created_followed_and_deleted_through_the_api(kube):
     """The whole operator against the fake API server: create, wait, read logs, delete."""
     serve_pods(kube)
-    op = MetadataCleanupPodOperator(task_id="metadata_cleanup", poll_interval=0.01)
-    op.configure(CONFIG, {"dry_run": True}, REFERENCE)
+    op = MetadataCleanupOperator(task_id="metadata_cleanup", poll_interval=0.01)
+    pod = op.pod_operator(CONFIG, {"dry_run": True}, REFERENCE)
     ti = SimpleNamespace(dag_id="airflow_housekeeping", task_id="housekeeping.metadata_cleanup", map_index=-1,
                          try_number=1, xcom_push=lambda *a, **k: None)
-    op.execute_sync({"params": {"dry_run": True}, "ti": ti, "task_instance": ti, "run_id": "manual__test",
+    pod.execute({"params": {"dry_run": True}, "ti": ti, "task_instance": ti, "run_id": "manual__test",
                      "dag": SimpleNamespace(dag_id="airflow_housekeeping")})
     sent = sent_container(kube)
     assert sent["image"] == IMAGE and sent["command"] == ["airflow"] and sent["args"][-1] == "--dry-run"

@@ -15,7 +15,7 @@ from typing import Any
 from airflow.sdk import conf, get_current_context, task, task_group
 
 from streamflow_ops.dag_defaults import reference_time
-from streamflow_ops.housekeeping.metadata import MetadataCleanupPodOperator
+from streamflow_ops.housekeeping.metadata import MetadataCleanupOperator
 
 
 def wired_queues() -> list[str]:
@@ -53,10 +53,13 @@ def task_logs(queue: str | None, wired: list[str]) -> dict[str, Any]:
 
 
 def housekeeping_group(group_id: str = "housekeeping", *, queues: list[str] | None = None,
-                       metadata_optional: bool = False):
+                       metadata_optional: bool = False, fail_on_problem: bool = True):
     """Build the group: task_logs per queue (None: from the Airflow config) and metadata_cleanup.
 
     metadata_optional: report metadata cleanup as skipped, not failed, where it is not configured.
+    fail_on_problem: the summary fails when a part failed, so that a DAG whose last task is the summary
+    ends red (airflow_housekeeping). The nightly window passes False: its report fails the run instead,
+    after reading the summary's results.
     """
     queues = wired_queues() if queues is None else queues
 
@@ -67,17 +70,23 @@ def housekeeping_group(group_id: str = "housekeeping", *, queues: list[str] | No
                     for q in queues]
         else:
             logs = [task_logs.override(task_id="task_logs")(None, queues)]
-        metadata = MetadataCleanupPodOperator(task_id="metadata_cleanup", skip_when_unconfigured=metadata_optional)
-        done = summary([log.operator.task_id for log in logs], metadata.task_id)
+        metadata = MetadataCleanupOperator(task_id="metadata_cleanup", skip_when_unconfigured=metadata_optional)
+        done = summary([log.operator.task_id for log in logs], metadata.task_id, fail_on_problem)
         [*logs, metadata] >> done
 
     return housekeeping()
 
 
 @task(task_id="summary", trigger_rule="all_done")
-def summary(log_task_ids: list[str], metadata_task_id: str) -> list[dict[str, Any]]:
-    """One CheckResult per part, for the window's report; a part without a result failed or did not run."""
-    from streamflow_ops.housekeeping.metadata import RESULT_XCOM_KEY
+def summary(log_task_ids: list[str], metadata_task_id: str, fail_on_problem: bool) -> list[dict[str, Any]]:
+    """One CheckResult per part, for the window's report; a part without a result failed or did not run.
+
+    With fail_on_problem, a failed part fails this task after the results are logged: a trigger rule of
+    all_done must not turn a failed cleanup into a green run.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from streamflow_ops.report import format_checks
     from streamflow_ops.results import CheckResult, Status
     from streamflow_ops.runbook import section
 
@@ -94,8 +103,12 @@ def summary(log_task_ids: list[str], metadata_task_id: str) -> list[dict[str, An
         results.append(CheckResult(name, Status.OK, subject=outcome["queue"] or "task logs", runbook=section(name),
                                    message=f"{verb} {len(outcome['removed'])} task log files ({outcome['bytes']} bytes) "
                                            f"older than {outcome['retention_days']} days under {outcome['folder']}"))
-    metadata = ti.xcom_pull(task_ids=metadata_task_id, key=RESULT_XCOM_KEY)
+    metadata = ti.xcom_pull(task_ids=metadata_task_id)
     results.append(CheckResult.from_dict(metadata) if metadata else CheckResult(
         name, Status.CRITICAL, subject="metadata", runbook=section(name),
         message=f"{metadata_task_id} failed or did not run: see its task log"))
+    print(format_checks("airflow housekeeping", results))
+    failed = [r.subject for r in results if r.status == Status.CRITICAL]
+    if fail_on_problem and failed:
+        raise AirflowFailException(f"housekeeping failed: {', '.join(failed)} (see the summary above)")
     return [r.to_dict() for r in results]

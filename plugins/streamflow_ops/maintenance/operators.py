@@ -7,6 +7,7 @@ the DAG run's params, which win over the `streamflow_ops_config` defaults.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import Any
 
@@ -15,14 +16,23 @@ from airflow.sdk import BaseOperator
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.dag_defaults import reference_time
 from streamflow_ops.maintenance.audit import Actor, audited
-from streamflow_ops.maintenance.params import ParamError, bool_param, int_param, table_list
+from streamflow_ops.maintenance.params import ParamError, bool_param, int_param, rendered, table_list
 from streamflow_ops.results import CheckResult, Status, describe_error
 from streamflow_ops.runbook import section
 
 
 class MaintenanceOperator(BaseOperator):
-    """Shared shell of a maintenance step; subclasses implement validate() and act()."""
+    """Shared shell of a maintenance step; subclasses implement validate() and act().
 
+    :param dry_run: report what would be done and change nothing; None: the run's ``dry_run`` param,
+        else false (templated: "{{ params.dry_run }}" renders).
+
+    Every argument is templated; a rendered string ("7", "True", "['gold.x']") is read back as the
+    Python literal, then judged by the same checks as the run's params (bad values fail the task
+    without retries, naming the argument). Returns a CheckResult dict (XCom ``return_value``).
+    """
+
+    template_fields: Sequence[str] = ("dry_run",)
     capability = ""
     config_section = ""  # the config section whose lock_timeout_s / statement_timeout_s bound the step
     ui_color = "#e8d5b5"
@@ -32,8 +42,8 @@ class MaintenanceOperator(BaseOperator):
         self.dry_run = dry_run
 
     def arg(self, context, name: str, default: Any = None) -> Any:
-        """Operator argument, else the run's param, else default."""
-        value = getattr(self, name, None)
+        """Operator argument (rendered), else the run's param, else default."""
+        value = rendered(getattr(self, name, None))
         return value if value is not None else context["params"].get(name, default)
 
     def timeouts(self, config: StreamflowOpsConfig) -> dict:
@@ -107,8 +117,17 @@ class MaintenanceOperator(BaseOperator):
 
 
 class BronzeRetentionOperator(MaintenanceOperator):
-    """SPEC bronze retention: promoted rows older than reference - retention_days, batched or by partition."""
+    """SPEC bronze retention: promoted rows older than reference - retention_days, batched or by partition.
 
+    :param retention_days: delete promoted rows strictly older than the run's reference time minus this
+        many days (1..365); None: the run's ``retention_days`` param, else ``retention.retention_days``
+        (templated).
+    :param batch_size: rows per delete transaction (1..1,000,000); None: the run's ``batch_size`` param,
+        else ``retention.batch_size`` (templated).
+    :param dry_run: see :class:`MaintenanceOperator`.
+    """
+
+    template_fields: Sequence[str] = (*MaintenanceOperator.template_fields, "retention_days", "batch_size")
     capability = "bronze_retention"
     config_section = "retention"
 
@@ -139,8 +158,16 @@ class BronzeRetentionOperator(MaintenanceOperator):
 
 
 class VacuumOperator(MaintenanceOperator):
-    """Targeted VACUUM (ANALYZE); FREEZE past the age threshold; FULL only when asked for."""
+    """Targeted VACUUM (ANALYZE); FREEZE past the age threshold; FULL only when asked for.
 
+    :param tables: "schema.table" names inside ``vacuum.schemas``; None or empty: the run's ``tables``
+        param, else the tables whose dead tuples or age need it (templated).
+    :param full: ``VACUUM FULL`` the listed tables (bounded by lock_timeout); None: the run's ``full``
+        param, else false (templated).
+    :param dry_run: see :class:`MaintenanceOperator`.
+    """
+
+    template_fields: Sequence[str] = (*MaintenanceOperator.template_fields, "tables", "full")
     capability = "vacuum"
     config_section = "vacuum"
 
@@ -174,7 +201,10 @@ class VacuumOperator(MaintenanceOperator):
 
 
 class GoldRefreshOperator(MaintenanceOperator):
-    """Refresh the gold materialized views in dependency order, CONCURRENTLY where possible."""
+    """Refresh the gold materialized views in dependency order, CONCURRENTLY where possible.
+
+    :param dry_run: see :class:`MaintenanceOperator`; a dry run lists the views, order and method.
+    """
 
     capability = "gold_refresh"
     config_section = "gold_refresh"

@@ -1,6 +1,7 @@
 """Pure validation of maintenance params: bad input is refused before any SQL, naming the param."""
 from __future__ import annotations
 
+import ast
 import re
 from typing import Any
 
@@ -15,6 +16,22 @@ class ParamError(ValueError):
     def __init__(self, param: str, problem: str):
         super().__init__(f"param '{param}': {problem}")
         self.param = param
+
+
+def rendered(value: Any) -> Any:
+    """An operator argument after Jinja rendering: "7", "True", "['gold.x']" back to the Python value.
+
+    Jinja renders every template to a string (unless the DAG renders native objects), so a templated
+    argument such as retention_days="{{ params.days }}" arrives as "7". Only operator arguments go through
+    here; a run's params are typed by their schema and judged strictly (the string "7" is refused).
+    A string that is not a Python literal stays a string, for the strict checks to refuse.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        return value
 
 
 def int_param(name: str, value: Any, low: int, high: int) -> int:

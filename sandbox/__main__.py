@@ -1,4 +1,7 @@
-"""python -m sandbox {start,stop,status,env,seed} [--only postgres,kafka,flink]"""
+"""python -m sandbox {start,stop,status,env,seed} [--only postgres,kafka,flink] [--live]
+
+python -m sandbox pipeline {pause,resume,slow,stop-producer,start-producer} [--rate N]: faults for the live pipeline
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,10 +9,12 @@ import importlib
 import shlex
 import sys
 
+from sandbox import pipeline
 from sandbox.connections import airflow_env
 from sandbox.proc import Layout, SandboxError
 
 SERVICES = ("postgres", "kafka", "flink")
+PIPELINE_ACTIONS = ("pause", "resume", "slow", "stop-producer", "start-producer")
 
 
 def _module(name: str):
@@ -30,9 +35,24 @@ def seed_postgres(layout: Layout, fresh: bool = False) -> int:
         return seed.seed_warehouse(conn)
 
 
+def _pipeline_control(parser: argparse.ArgumentParser, layout: Layout, args) -> None:
+    if args.action is None:
+        parser.error("pipeline needs an action: " + ", ".join(PIPELINE_ACTIONS))
+    if args.action == "slow" and not args.rate:
+        parser.error("pipeline slow needs --rate <events/s> (below the producer's rate)")
+    {"pause": pipeline.pause, "resume": pipeline.resume, "slow": lambda lay: pipeline.slow(lay, args.rate),
+     "stop-producer": pipeline.stop_producer, "start-producer": pipeline.start_producer}[args.action](layout)
+    print(pipeline.status(layout))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
-    parser.add_argument("command", choices=["start", "stop", "status", "env", "seed"])
+    parser.add_argument("command", choices=["start", "stop", "status", "env", "seed", "pipeline"])
+    parser.add_argument("action", nargs="?", choices=PIPELINE_ACTIONS,
+                        help="pipeline: pause/resume the consumer, slow it to --rate events/s, stop/start the producer")
+    parser.add_argument("--live", action="store_true",
+                        help="start: also run the live pipeline (producer + consumer, STREAMFLOW_SANDBOX_RATE events/s)")
+    parser.add_argument("--rate", type=float, help="start --live: events/s; pipeline slow: the consumer's events/s")
     parser.add_argument("--only", default=",".join(SERVICES),
                         help="comma-separated subset of: " + ", ".join(SERVICES))
     parser.add_argument("--fresh", action="store_true", help="seed: drop and re-create the warehouse data")
@@ -49,13 +69,21 @@ def main(argv: list[str] | None = None) -> int:
                 print(_module(name).status(layout))
             if "postgres" in services:
                 print(f"postgres: warehouse seeded (+{seed_postgres(layout)} bronze rows)")
+            if args.live:
+                pipeline.start(layout, rate=args.rate)
+                print(pipeline.status(layout))
         elif args.command == "stop":
+            if pipeline.stop(layout):
+                print(pipeline.status(layout))
             for name in reversed(services):
                 _module(name).stop(layout)
                 print(_module(name).status(layout))
         elif args.command == "status":
             for name in services:
                 print(_module(name).status(layout))
+            print(pipeline.status(layout))
+        elif args.command == "pipeline":
+            _pipeline_control(parser, layout, args)
         elif args.command == "seed":
             print(f"postgres: +{seed_postgres(layout, fresh=args.fresh)} bronze rows")
         else:

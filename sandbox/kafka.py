@@ -59,7 +59,7 @@ def start(layout: Layout, timeout: float = 20) -> None:
 
 
 def seed(layout: Layout) -> None:
-    """Create the StreamFlow topics and leave flink-fraud-detector KNOWN_LAG behind. Idempotent."""
+    """Create the StreamFlow topics and leave a new flink-fraud-detector group KNOWN_LAG behind. Idempotent."""
     from confluent_kafka import Consumer, Producer, TopicPartition
     from confluent_kafka.admin import NewTopic
 
@@ -79,8 +79,12 @@ def seed(layout: Layout) -> None:
     consumer = Consumer({"bootstrap.servers": bootstrap(layout), "group.id": GROUP,
                          "enable.auto.commit": False})
     try:
-        consumer.commit(offsets=[TopicPartition(GROUP_TOPIC, p, MESSAGES_PER_PARTITION - LAG_PER_PARTITION)
-                                 for p in range(PARTITIONS)], asynchronous=False)
+        # Only a group that never committed: a start on a running broker must not rewind a live consumer.
+        committed = consumer.committed([TopicPartition(GROUP_TOPIC, p) for p in range(PARTITIONS)], timeout=5)
+        fresh = [TopicPartition(GROUP_TOPIC, c.partition, MESSAGES_PER_PARTITION - LAG_PER_PARTITION)
+                 for c in committed if c.offset < 0]
+        if fresh:
+            consumer.commit(offsets=fresh, asynchronous=False)
     finally:
         consumer.close()
 

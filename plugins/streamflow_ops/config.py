@@ -6,7 +6,7 @@ every key is optional. Unknown keys, wrong types and unsafe identifiers are refu
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
@@ -28,7 +28,19 @@ class ConfigError(ValueError):
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict: a JSON "7" is not 7 and "yes" is not true (no silent coercion of a typo'd override).
+    `bands` lists (warning key, critical key) pairs of a section; warning must be below critical."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    bands: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    @model_validator(mode="after")
+    def _bands_ordered(self) -> "Section":
+        for warning, critical in self.bands:
+            if getattr(self, warning) >= getattr(self, critical):
+                raise ValueError(f"{warning} must be below {critical} "
+                                 f"({getattr(self, warning)} >= {getattr(self, critical)})")
+        return self
 
 
 class WarehouseConfig(Section):
@@ -73,9 +85,11 @@ class GoldRefreshConfig(Section):
 
 
 class BackupConfig(Section):
-    method: Literal["cnpg", "pg_dump"] = "pg_dump"
+    # auto: cnpg when the Kubernetes connection is defined; else gold_export for schemas == [gold], else pg_dump.
+    method: Literal["auto", "cnpg", "pg_dump", "gold_export"] = "auto"
     schemas: list[Identifier] = ["gold"]
-    folder: str = "/tmp/streamflow-backups"
+    # The runbook's backup PVC; must be writable and shared by every worker that runs a backup task.
+    folder: str = "/backups"
     dump_format: Literal["custom", "directory"] = "custom"
     jobs: Annotated[int, Field(ge=1, le=16)] = 2
     keep_days: Annotated[int, Field(ge=1, le=3650)] = 7
@@ -90,6 +104,8 @@ class BackupConfig(Section):
     include_dependencies: bool = True
     lock_wait_timeout_s: PositiveInt = 60
     statement_timeout_s: PositiveInt = 3_600
+    # A restore verification that runs longer is stopped; its scratch database is stale after that.
+    verify_timeout_s: PositiveInt = 3_600
 
 
 class HousekeepingConfig(Section):
@@ -117,12 +133,10 @@ class KafkaConfig(Section):
     min_window_samples: Annotated[int, Field(ge=2)] = 3
     sample_horizon_hours: PositiveInt = 48
     request_timeout_s: Positive = 10
-
-    @model_validator(mode="after")
-    def _bands_ordered(self) -> "KafkaConfig":
-        if self.lag_warning >= self.lag_critical:
-            raise ValueError("lag_warning must be below lag_critical")
-        return self
+    # The runbook's topic layout (kafka-topics.sh --describe): 3 partitions, replication factor 1.
+    expected_partitions: PositiveInt = 3
+    expected_replication_factor: PositiveInt = 1
+    bands = (("lag_warning", "lag_critical"),)
 
 
 class FlinkConfig(Section):
@@ -136,12 +150,7 @@ class FlinkConfig(Section):
     connect_timeout_s: Positive = 3
     # A vertex whose backpressure is not sampled yet is polled once more after this pause.
     backpressure_resample_wait_s: Annotated[float, Field(ge=0, le=30)] = 5
-
-    @model_validator(mode="after")
-    def _bands_ordered(self) -> "FlinkConfig":
-        if self.checkpoint_warning_s >= self.checkpoint_critical_s:
-            raise ValueError("checkpoint_warning_s must be below checkpoint_critical_s")
-        return self
+    bands = (("checkpoint_warning_s", "checkpoint_critical_s"),)
 
 
 class PostgresChecksConfig(Section):
@@ -156,8 +165,60 @@ class PostgresChecksConfig(Section):
     wraparound_critical: PositiveInt = 1_000_000_000
     backup_age_warning_h: Positive = 26
     backup_age_critical_h: Positive = 50
+    # The runbook expects a backup to complete in < 10 minutes.
+    backup_duration_warning_s: PositiveInt = 600
     # Each check's query gets this statement_timeout, so one slow catalog query cannot stall the sweep.
     statement_timeout_s: PositiveInt = 10
+    bands = (("connections_warning_pct", "connections_critical_pct"),
+             ("replication_lag_warning_bytes", "replication_lag_critical_bytes"),
+             ("wraparound_warning", "wraparound_critical"),
+             ("backup_age_warning_h", "backup_age_critical_h"))
+
+
+class ExpectedWorkload(Section):
+    """Pods the runbook expects in a namespace: `pod` is a glob on pod names ("airflow-scheduler-*")."""
+
+    pod: Annotated[str, StringConstraints(pattern=r"^[a-z0-9*?\[\]-]{1,253}$")]
+    replicas: Annotated[int, Field(ge=1, le=100)] = 1
+    # Other names accepted for it (Airflow 3's airflow-api-server for the runbook's airflow-webserver).
+    alternatives: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9*?\[\]-]{1,253}$")]] = []
+    # Only pods with this label ("key=value"), e.g. CloudNativePG's primary.
+    label: str | None = None
+    # A single-instance core workload (broker, JobManager, primary, scheduler): absent is critical.
+    core: bool = False
+    # Expected only under this Airflow executor (the runbook's "airflow-worker ... if CeleryExecutor").
+    executor: Literal["CeleryExecutor", "KubernetesExecutor", "LocalExecutor"] | None = None
+    description: str = ""
+
+
+def _inventory(**namespaces: list[dict]) -> dict[str, list[ExpectedWorkload]]:
+    return {ns.replace("_", "-"): [ExpectedWorkload(**w) for w in items] for ns, items in namespaces.items()}
+
+
+RUNBOOK_INVENTORY = _inventory(
+    streamflow_kafka=[
+        {"pod": "streamflow-kafka-kafka-0", "core": True, "description": "Kafka broker"},
+        {"pod": "streamflow-kafka-entity-operator-*", "description": "Strimzi entity operator"},
+        {"pod": "strimzi-cluster-operator-*", "description": "Strimzi cluster operator"}],
+    streamflow_processing=[
+        {"pod": "flink-kubernetes-operator-*", "description": "Flink Kubernetes operator"},
+        {"pod": "flink-jobmanager-*", "core": True, "description": "Flink JobManager"},
+        {"pod": "flink-taskmanager-*", "replicas": 2, "description": "Flink TaskManagers"}],
+    streamflow_data=[
+        {"pod": "streamflow-postgres-[0-9]*", "replicas": 3, "description": "PostgreSQL instances"},
+        {"pod": "streamflow-postgres-[0-9]*", "label": "cnpg.io/instanceRole=primary", "core": True,
+         "description": "PostgreSQL primary"}],
+    streamflow_orchestration=[
+        {"pod": "airflow-scheduler-*", "core": True, "description": "Airflow scheduler"},
+        {"pod": "airflow-webserver-*", "alternatives": ["airflow-api-server-*"],
+         "description": "Airflow webserver / API server"},
+        {"pod": "airflow-worker-*", "executor": "CeleryExecutor", "description": "Airflow Celery worker"},
+        {"pod": "airflow-postgresql-*", "description": "Airflow metadata database"}],
+    streamflow_monitoring=[
+        {"pod": "prometheus-kube-prometheus-stack-prometheus-0", "description": "Prometheus"},
+        {"pod": "kube-prometheus-stack-grafana-*", "description": "Grafana"},
+        {"pod": "alertmanager-kube-prometheus-stack-alertmanager-0", "description": "Alertmanager"}],
+)
 
 
 class KubernetesConfig(Section):
@@ -179,6 +240,14 @@ class KubernetesConfig(Section):
     not_ready_grace_s: Annotated[int, Field(ge=0)] = 300
     request_timeout_s: Positive = 10
     connect_timeout_s: Positive = 3
+    # kubernetes.pvc_usage (kubelet volume statistics from Prometheus): runbook PostgresPVCNearlyFull.
+    pvc_warning_ratio: Ratio = 0.80
+    pvc_critical_ratio: Ratio = 0.95
+    # kubernetes.expected_workloads: the runbook's "Expected pods/deployments" per namespace.
+    expected_workloads: dict[KubeName, list[ExpectedWorkload]] = RUNBOOK_INVENTORY
+    # Airflow's executor in the cluster: the runbook expects airflow-worker pods only with Celery.
+    airflow_executor: Literal["CeleryExecutor", "KubernetesExecutor", "LocalExecutor"] = "CeleryExecutor"
+    bands = (("pvc_warning_ratio", "pvc_critical_ratio"),)
 
 
 class AirflowApiConfig(Section):
@@ -191,12 +260,10 @@ class AirflowApiConfig(Section):
     failed_runs_window_h: PositiveInt = 24
     request_timeout_s: Positive = 10
     connect_timeout_s: Positive = 3
-
-    @model_validator(mode="after")
-    def _bands_ordered(self) -> "AirflowApiConfig":
-        if self.heartbeat_warning_s >= self.heartbeat_critical_s:
-            raise ValueError("heartbeat_warning_s must be below heartbeat_critical_s")
-        return self
+    # The runbook's "Expected DAGs": each must exist, parse and be unpaused (airflow.expected_dags).
+    expected_dags: list[DagId] = ["bronze_to_silver_pipeline", "silver_to_gold_pipeline",
+                                  "fraud_detection_batch", "maintenance_tasks"]
+    bands = (("heartbeat_warning_s", "heartbeat_critical_s"),)
 
 
 class MonitoringConfig(Section):
@@ -215,12 +282,61 @@ class BusinessConfig(Section):
     fraud_rate_critical: Ratio = 0.20
     pipeline_latency_warning_s: PositiveInt = 300
     pipeline_latency_critical_s: PositiveInt = 900
+    bands = (("fraud_rate_warning", "fraud_rate_critical"),
+             ("pipeline_latency_warning_s", "pipeline_latency_critical_s"))
 
 
 class AlertingConfig(Section):
     slack_conn_id: ConnId = "slack_streamflow_alerts"
     pagerduty_conn_id: ConnId = "pagerduty_streamflow"
     slack_channel: str = "#streamflow-alerts"
+    # A check whose answered status flips more than flap_threshold times within its last flap_window
+    # sweeps is reported once as flapping and not paged again until stable for flap_window sweeps.
+    flap_threshold: Annotated[int, Field(ge=1)] = 3
+    flap_window: Annotated[int, Field(ge=2, le=100)] = 6
+    # Where Alertmanager already fires the runbook alert of the same name, do not page PagerDuty twice.
+    defer_to_alertmanager: bool = True
+    # A subject whose probe failed this many sweeps in a row is told in Slack as "not measured" (once).
+    not_measured_after: Annotated[int, Field(ge=1)] = 2
+    # One PagerDuty or Slack request may take this long; what fails stays owed for the retry or next sweep.
+    request_timeout_s: Positive = 20
+
+
+class WorkloadRef(Section):
+    """One workload a remediation may restart: `kubectl rollout restart <kind>/<name> -n <namespace>`."""
+
+    namespace: Annotated[str, StringConstraints(pattern=r"^streamflow-[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$")]
+    kind: Literal["Deployment", "StatefulSet"]
+    name: KubeName
+
+
+class RemediationConfig(Section):
+    """The remediation DAGs (runbook "Alert Response Procedures") and the links alerts carry to them."""
+
+    # Where people open the Airflow UI: alerts link to the remediations' trigger forms there.
+    airflow_ui_url: str = "http://127.0.0.1:45480"
+    # The only workloads remediate_restart_workload may restart (runbook "Expected pods/deployments").
+    restartable_workloads: list[WorkloadRef] = [
+        WorkloadRef(namespace="streamflow-processing", kind="Deployment", name="flink-jobmanager"),
+        WorkloadRef(namespace="streamflow-processing", kind="Deployment", name="flink-taskmanager"),
+        WorkloadRef(namespace="streamflow-processing", kind="Deployment", name="flink-kubernetes-operator"),
+        WorkloadRef(namespace="streamflow-orchestration", kind="Deployment", name="airflow-scheduler"),
+        WorkloadRef(namespace="streamflow-orchestration", kind="Deployment", name="airflow-api-server"),
+        WorkloadRef(namespace="streamflow-orchestration", kind="Deployment", name="airflow-worker"),
+        WorkloadRef(namespace="streamflow-monitoring", kind="Deployment", name="kube-prometheus-stack-grafana"),
+    ]
+    # Without the operator's FlinkDeployment, TaskManagers are this Deployment in kubernetes.flink_namespace.
+    taskmanager_deployment: KubeName = "flink-taskmanager"
+    # Savepoints go here (a URI such as s3://... or file:///...); empty: Flink's state.savepoints.dir.
+    flink_savepoint_dir: str = ""
+    flink_savepoint_timeout_s: PositiveInt = 600
+    flink_restart_timeout_s: PositiveInt = 300
+    # A standalone cluster (no operator) resubmits the uploaded jar whose entry class is this, with these args.
+    flink_entry_class: str = ""
+    flink_program_args: list[str] = []
+    # Sessions whose application_name starts with this are this package's own: never terminated.
+    own_application_prefix: str = "streamflow_ops"
+    statement_timeout_s: PositiveInt = 30
 
 
 class StreamflowOpsConfig(Section):
@@ -238,6 +354,7 @@ class StreamflowOpsConfig(Section):
     monitoring: MonitoringConfig = MonitoringConfig()
     business: BusinessConfig = BusinessConfig()
     alerting: AlertingConfig = AlertingConfig()
+    remediation: RemediationConfig = RemediationConfig()
 
 
 def load_config(overrides: dict[str, Any] | str | None = None) -> StreamflowOpsConfig:

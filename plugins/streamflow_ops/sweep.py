@@ -4,7 +4,6 @@ run_family -> (all families) -> finish: persist, summarise, report -> alert on c
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -12,36 +11,40 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from streamflow_ops.alerting.changes import Change, History, detect_changes
-from streamflow_ops.alerting.notify import DeliveryReport, deliver
+from streamflow_ops import registry
+from streamflow_ops.alerting.run import AlertOutcome, alert
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.report import format_checks
 from streamflow_ops.results import CheckResult, Status, worst
-from streamflow_ops.runbook import section
 from streamflow_ops.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
-# family (task id suffix and check-name prefix) -> module exposing run_checks(config, now)
-FAMILIES: dict[str, str] = {
-    "kafka": "streamflow_ops.kafka.checks",
-    "flink": "streamflow_ops.flink.checks",
-    "postgres": "streamflow_ops.postgres.checks",
-    "kubernetes": "streamflow_ops.kubernetes.checks",
-    "airflow": "streamflow_ops.airflow_api.checks",
-    "monitoring": "streamflow_ops.monitoring.checks",
-    "business": "streamflow_ops.business.checks",
-}
+# The families (task id suffix and check-name prefix), from the registry: no module paths as strings.
+FAMILIES: tuple[str, ...] = registry.FAMILY_NAMES
 # A family gets this long before its checks are reported unknown; the task's execution_timeout is a
 # backstop above it. Both stay under the sweep's 60 s budget.
 FAMILY_BUDGET_S = 40
 FAMILY_TASK_TIMEOUT = timedelta(seconds=55)
-HISTORY_DAYS = 7
 
 
 def _unknown(family: str, message: str) -> list[CheckResult]:
-    name = f"{family}.sweep"
-    return [CheckResult(name, Status.UNKNOWN, message, runbook=section(name))]
+    return [CheckResult(f"{family}.sweep", Status.UNKNOWN, message, runbook=registry.FAMILY_RUNBOOK[family])]
+
+
+def load_families() -> dict[str, registry.CheckFamily]:
+    """Import every family module; each registers itself with the registry. Imported when a family runs,
+    not at import of this module: the sweep DAG file imports it at parse time, and the families pull in
+    the provider hooks (kubernetes, confluent-kafka, psycopg)."""
+    from streamflow_ops.airflow_api import checks as _airflow  # noqa: F401
+    from streamflow_ops.business import checks as _business  # noqa: F401
+    from streamflow_ops.flink import checks as _flink  # noqa: F401
+    from streamflow_ops.kafka import checks as _kafka  # noqa: F401
+    from streamflow_ops.kubernetes import checks as _kubernetes  # noqa: F401
+    from streamflow_ops.monitoring import checks as _monitoring  # noqa: F401
+    from streamflow_ops.postgres import checks as _postgres  # noqa: F401
+
+    return registry.FAMILIES
 
 
 def run_family(family: str, config: StreamflowOpsConfig, now: datetime | None = None,
@@ -51,7 +54,7 @@ def run_family(family: str, config: StreamflowOpsConfig, now: datetime | None = 
 
     def target() -> None:
         try:
-            outcome["results"] = importlib.import_module(FAMILIES[family]).run_checks(config, now)
+            outcome["results"] = load_families()[family].run(config, now)
         except Exception as exc:  # noqa: BLE001 - isolation: one family never takes the sweep down
             log.warning("family %s failed", family, exc_info=True)
             outcome["error"] = f"{type(exc).__name__}: {exc}"
@@ -105,19 +108,6 @@ def persist(config: StreamflowOpsConfig, sweep_id: str, results: list[CheckResul
             write_results(conn, sweep_id, results, checked_at=checked_at, ops_schema=ops)
 
 
-def load_history(config: StreamflowOpsConfig, sweep_id: str, now: datetime) -> dict[tuple[str, str], History]:
-    from streamflow_ops.sqlfiles import load_sql
-
-    def status(value: str | None) -> Status | None:
-        return Status(value) if value else None
-
-    with _ops_connection(config) as conn:
-        rows = conn.execute(load_sql("health_previous_statuses.sql", ops=config.warehouse.ops_schema),
-                            {"sweep_id": sweep_id, "since": now - timedelta(days=HISTORY_DAYS)}).fetchall()
-    return {(check, subject): History(status(last), status(before), status(known), bool(in_prev))
-            for check, subject, last, before, known, in_prev in rows}
-
-
 def summarize(config: StreamflowOpsConfig, sweep_id: str, results: list[CheckResult], started_at: datetime,
               checked_at: datetime | None = None) -> dict:
     """Persist, then the sweep's status and readable report (persistence failing is itself reported)."""
@@ -152,40 +142,6 @@ def push_metrics(config: StreamflowOpsConfig, results: list[CheckResult], durati
     except Exception as exc:  # noqa: BLE001
         return f"metrics not pushed to {config.monitoring.pushgateway_conn_id}: {type(exc).__name__}: {exc}"[:500]
     return None
-
-
-@dataclass
-class AlertOutcome:
-    changes: list[Change]
-    delivery: DeliveryReport
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {"changes": [c.to_dict() for c in self.changes], "delivery": self.delivery.to_dict(),
-                "notes": self.notes, "text": self.describe()}
-
-    def describe(self) -> str:
-        lines = [f"- {c.kind.value}: {c.result.check_name}"
-                 + (f" [{c.result.subject}]" if c.result.subject else "")
-                 + f" {c.previous.value if c.previous else 'new'} -> {c.result.status.value}" for c in self.changes]
-        return "\n".join([self.delivery.describe(), *lines, *(f"NOTE: {n}" for n in self.notes)])
-
-
-def alert(config: StreamflowOpsConfig, summary: dict, dry_run: bool, now: datetime | None = None) -> AlertOutcome:
-    """Compare with the stored past, then deliver the changes (or only report them on a dry run)."""
-    now = utcnow(now)
-    results = [CheckResult.from_dict(d) for d in summary["results"]]
-    notes = list(summary.get("notes", []))
-    try:
-        history = load_history(config, summary["sweep_id"], now)
-    except Exception as exc:  # noqa: BLE001 - without a past, every current problem is news
-        history = {}
-        notes.append(f"previous statuses unavailable ({type(exc).__name__}: {exc}); "
-                     f"alerting on every current problem"[:500])
-    changes = detect_changes(history, results)
-    delivery = deliver(config, changes, Status(summary["status"]), summary["counts"], summary["sweep_id"],
-                       dry_run=dry_run, notes=notes)
-    return AlertOutcome(changes, delivery, notes)
 
 
 def run_sweep(config: StreamflowOpsConfig, sweep_id: str, dry_run: bool = False,

@@ -8,20 +8,21 @@ from __future__ import annotations
 from datetime import datetime
 
 from streamflow_ops.config import StreamflowOpsConfig
-from streamflow_ops.connections import connection_defined
 from streamflow_ops.flink import evaluators as ev
 from streamflow_ops.flink.probe import FlinkRest, JobView
-from streamflow_ops.results import CheckResult, guarded, skipped
-from streamflow_ops.runbook import section
+from streamflow_ops.registry import Family, register, run_guarded
+from streamflow_ops.results import CheckResult
 from streamflow_ops.timeutil import utcnow
 
 
 def run_checks(config: StreamflowOpsConfig, now: datetime | None = None) -> list[CheckResult]:
     """Every flink.* check; `now` is injectable so the age bands can be tested on real payloads."""
+    return run_guarded(config, FAMILY.specs, lambda: _run(config, utcnow(now)))
+
+
+def _run(config: StreamflowOpsConfig, now: datetime) -> list[CheckResult]:
     cfg = config.flink
-    if not connection_defined(cfg.conn_id):
-        return [skipped(name, cfg.conn_id, section(name)) for name in ev.CHECKS]
-    now, rest = utcnow(now), FlinkRest.from_config(cfg)
+    rest = FlinkRest.from_config(cfg)
     view, name = JobView(rest, cfg.job_name), cfg.job_name
     checks = {
         ev.JOB_RUNNING: lambda: ev.evaluate_job_running(view.jobs, name),
@@ -33,8 +34,7 @@ def run_checks(config: StreamflowOpsConfig, now: datetime | None = None) -> list
     }
     results: list[CheckResult] = []
     for check, probe in checks.items():
-        subject = "" if check == ev.TASKMANAGERS else name
-        results += guarded(check, probe, subject=subject, runbook=section(check))
+        results += check.guarded(probe, subject="" if check is ev.TASKMANAGERS else name)
     return results
 
 
@@ -49,5 +49,7 @@ def job_running(config: StreamflowOpsConfig) -> CheckResult:
     """flink.job_running alone (the maintenance preflight's service check); a REST failure is unknown."""
     cfg = config.flink
     rest = FlinkRest.from_config(cfg)
-    return guarded(ev.JOB_RUNNING, lambda: ev.evaluate_job_running(rest.jobs(), cfg.job_name),
-                   subject=cfg.job_name, runbook=section(ev.JOB_RUNNING))[0]
+    return ev.JOB_RUNNING.guarded(lambda: ev.evaluate_job_running(rest.jobs(), cfg.job_name), subject=cfg.job_name)[0]
+
+
+FAMILY = register(Family("flink", run_checks))

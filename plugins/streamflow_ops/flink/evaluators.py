@@ -12,15 +12,15 @@ from typing import Any
 from streamflow_ops.config import FlinkConfig
 from streamflow_ops.http_probe import shorten
 from streamflow_ops.results import CheckResult, Status, banded
-from streamflow_ops.runbook import section
+from streamflow_ops import registry
+from streamflow_ops.registry import CheckSpec
 from streamflow_ops.timeutil import human_duration
 
-JOB_RUNNING = "flink.job_running"
-CHECKPOINT_AGE = "flink.checkpoint_age"
-CHECKPOINT_FAILURES = "flink.checkpoint_failures"
-BACKPRESSURE = "flink.backpressure"
-TASKMANAGERS = "flink.taskmanagers"
-CHECKS = (JOB_RUNNING, CHECKPOINT_AGE, CHECKPOINT_FAILURES, BACKPRESSURE, TASKMANAGERS)
+JOB_RUNNING = registry.FLINK_JOB_RUNNING
+CHECKPOINT_AGE = registry.FLINK_CHECKPOINT_AGE
+CHECKPOINT_FAILURES = registry.FLINK_CHECKPOINT_FAILURES
+BACKPRESSURE = registry.FLINK_BACKPRESSURE
+TASKMANAGERS = registry.FLINK_TASKMANAGERS
 
 TERMINAL_STATES = frozenset({"FINISHED", "CANCELED", "FAILED", "SUSPENDED"})
 # Starting up or being reconciled: not yet processing, but on its way to RUNNING.
@@ -28,8 +28,8 @@ STARTING_STATES = frozenset({"CREATED", "INITIALIZING", "RECONCILING", "RESTARTI
 NOT_SAMPLED = "deprecated"  # Flink's backpressure status for "no sample yet, ask again"
 
 
-def _result(name: str, status: Status, message: str, job_name: str, **kwargs: Any) -> CheckResult:
-    return CheckResult(name, status, message, subject=job_name, runbook=section(name), **kwargs)
+def _result(spec: CheckSpec, status: Status, message: str, job_name: str, **kwargs: Any) -> CheckResult:
+    return spec.result(status, message, subject=job_name, **kwargs)
 
 
 def _ms_to_dt(ms: float) -> datetime:
@@ -62,8 +62,8 @@ def evaluate_job_running(jobs: list[dict[str, Any]], job_name: str) -> CheckResu
         live = sorted({j.get("name", "?") for j in jobs if j.get("state") not in TERMINAL_STATES})
         seen = ", ".join(live[:10]) + (f" and {len(live) - 10} more" if len(live) > 10 else "") or "none"
         return _result(JOB_RUNNING, Status.CRITICAL, job_name=job_name,
-                       message=f"FlinkJobNotRunning: no job named {job_name} on the JobManager (live jobs: {seen}); "
-                               f"next: resubmit it from its last checkpoint/savepoint")
+                       message=f"FlinkJobNotRunning: no job named {job_name} on the JobManager (live jobs: {seen})",
+                       step="resubmit the job from its last checkpoint or savepoint (remediate_flink_restart)")
     state, jid = job.get("state", "?"), job.get("jid", "?")
     named = sum(1 for j in jobs if j.get("name") == job_name)
     others = f" ({named} jobs with this name, newest live one judged)" if named > 1 else ""
@@ -72,11 +72,10 @@ def evaluate_job_running(jobs: list[dict[str, Any]], job_name: str) -> CheckResu
         return _result(JOB_RUNNING, Status.OK, f"{job_name} ({jid}) is RUNNING{others}", job_name, details=details)
     if state in STARTING_STATES:
         return _result(JOB_RUNNING, Status.WARNING, job_name=job_name, details=details,
-                       message=f"{job_name} ({jid}) is {state}{others}; next: if it keeps restarting, read the "
-                               f"exceptions tab (/jobs/{jid}/exceptions) for the root cause")
+                       message=f"{job_name} ({jid}) is {state}{others}",
+                       step=f"if it keeps restarting, read the JobManager log and /jobs/{jid}/exceptions for the cause")
     return _result(JOB_RUNNING, Status.CRITICAL, job_name=job_name, details=details,
-                   message=f"FlinkJobNotRunning: {job_name} ({jid}) is {state}{others}; next: read "
-                           f"/jobs/{jid}/exceptions, then restart from the last checkpoint")
+                   message=f"FlinkJobNotRunning: {job_name} ({jid}) is {state}{others}")
 
 
 # --- flink.checkpoint_age -----------------------------------------------------------------------------
@@ -96,33 +95,42 @@ def evaluate_checkpoint_age(job: dict[str, Any] | None, checkpoints: dict[str, A
                             cfg: FlinkConfig, now: datetime) -> CheckResult:
     """now - latest completed checkpoint's last ack, banded (>= warning, >= critical).
 
-    With no completed checkpoint the job's run time stands in for the age: a job younger than the
-    warning threshold is fine (its first checkpoint is still due), one running longer than the critical
-    threshold without ever completing a checkpoint is critical. No job at all: nothing is checkpointed.
+    With no completed checkpoint ever, the age is undefined, so the job's run time decides: its first
+    checkpoint is due while the job is younger than the warning age, overdue (warning) until the critical
+    age, and from then on "none ever" is critical (SPEC). A job whose start time Flink does not report
+    is unknown: we cannot say the first checkpoint is still due. No job at all: nothing is checkpointed.
     """
-    threshold = f"warning >= {cfg.checkpoint_warning_s} s, critical >= {cfg.checkpoint_critical_s} s"
+    threshold = (f"warning >= {cfg.checkpoint_warning_s} s, critical >= {cfg.checkpoint_critical_s} s "
+                 f"or none since the job started >= {cfg.checkpoint_critical_s} s ago")
     if job is None:
         return _result(CHECKPOINT_AGE, Status.CRITICAL, job_name=job_name, threshold=threshold,
                        message=f"no job named {job_name}, so nothing is checkpointing its state (see flink.job_running)")
     jid, state = job.get("jid", "?"), job.get("state", "?")
     stopped = "" if state == "RUNNING" else f" (job is {state})"
     completed = _latest(checkpoints, "completed")
+    details = {"job_id": jid, "checkpoint_id": completed.get("id") if completed else None}
     if completed:
         age = _age_s(now, completed["latest_ack_timestamp"])
         status = banded(age, cfg.checkpoint_warning_s, cfg.checkpoint_critical_s)
         message = (f"last completed checkpoint {completed.get('id')} was {human_duration(age)} ago "
                    f"(acknowledged {_stamp(completed['latest_ack_timestamp'])}){stopped}")
+        details["age_s"] = round(age, 1)
     else:
-        age = _age_s(now, job.get("start-time") or now.timestamp() * 1000)
-        status = banded(age, cfg.checkpoint_warning_s, cfg.checkpoint_critical_s)
-        message = (f"no completed checkpoint yet; the job started {human_duration(age)} ago{stopped}"
-                   + ("" if status is not Status.OK else ", its first checkpoint is still due"))
+        started_ms = job.get("start-time")
+        if not isinstance(started_ms, (int, float)) or started_ms <= 0:
+            return _result(CHECKPOINT_AGE, Status.UNKNOWN, job_name=job_name, threshold=threshold, details=details,
+                           message=f"no completed checkpoint and Flink reports no start time for job {jid}: "
+                                   f"cannot tell whether its first checkpoint is overdue")
+        ran_s = _age_s(now, started_ms)
+        status = banded(ran_s, cfg.checkpoint_warning_s, cfg.checkpoint_critical_s)
+        message = (f"no completed checkpoint ever; the job started {human_duration(ran_s)} ago{stopped}"
+                   + (", its first checkpoint is still due" if status is Status.OK else ""))
+        details["job_running_s"] = round(ran_s, 1)
+        age = None
     if status is not Status.OK:
-        message = "FlinkCheckpointFailing: " + message + (_failure_hint(checkpoints) or
-                                                          f"; next: /jobs/{jid}/checkpoints in the Flink UI")
-    return _result(CHECKPOINT_AGE, status, message, job_name, value=round(age, 1), threshold=threshold,
-                   details={"job_id": jid, "checkpoint_id": completed.get("id") if completed else None,
-                            "age_s": round(age, 1)})
+        message = "FlinkCheckpointFailing: " + message + _failure_hint(checkpoints)
+    return _result(CHECKPOINT_AGE, status, message, job_name, value=None if age is None else round(age, 1),
+                   threshold=threshold, details=details)
 
 
 # --- flink.checkpoint_failures -------------------------------------------------------------------------
@@ -158,8 +166,8 @@ def evaluate_checkpoint_failures(job: dict[str, Any] | None, checkpoints: dict[s
     return _result(CHECKPOINT_FAILURES, Status.WARNING, job_name=job_name, value=count, details=details,
                    threshold="any failure newer than the last completed checkpoint",
                    message=f"FlinkCheckpointFailing: {count} checkpoint(s) failed {since}; latest, "
-                           f"checkpoint {failed['id']}: \"{reason}\"{timeout}; next: the slowest subtask in "
-                           f"/jobs/{jid}/checkpoints/details/{failed['id']}")
+                           f"checkpoint {failed['id']}: \"{reason}\"{timeout} (slowest subtask: "
+                           f"/jobs/{jid}/checkpoints/details/{failed['id']})")
 
 
 # --- flink.backpressure ----------------------------------------------------------------------------
@@ -196,13 +204,14 @@ def evaluate_backpressure(job: dict[str, Any] | None, vertices: list[dict[str, A
         return _result(BACKPRESSURE, Status.WARNING, job_name=job_name, value=worst, threshold=threshold,
                        details=details,
                        message=f"vertex '{names.get(worst_vid)}' is backpressured {worst:.0%} of the time; "
-                               f"slowest vertex: '{names.get(slowest)}' (busy {busy[slowest]:.0%}); next: "
-                               f"scale out or speed up '{names.get(slowest)}'")
+                               f"slowest vertex: '{names.get(slowest)}' (busy {busy[slowest]:.0%})",
+                       step=f"speed up or scale out '{names.get(slowest)}': scale up the TaskManagers "
+                            f"(remediate_flink_taskmanagers)")
     if unsampled or not samples:
         what = ", ".join(unsampled) or "no vertices"
         return _result(BACKPRESSURE, Status.UNKNOWN, job_name=job_name, threshold=threshold, details=details,
-                       message=f"backpressure not sampled for {what} after a second poll: state unknown; "
-                               f"next: retry later or check the JobManager's metric fetcher")
+                       message=f"backpressure not sampled for {what} after a second poll: state unknown "
+                               f"(the JobManager's metric fetcher has no sample yet)")
     return _result(BACKPRESSURE, Status.OK, job_name=job_name, value=worst, threshold=threshold, details=details,
                    message=f"every vertex <= {warning_ratio:.0%} backpressured (highest {worst:.0%}, "
                            f"'{names.get(worst_vid)}')")
@@ -215,11 +224,8 @@ def evaluate_taskmanagers(overview: dict[str, Any], expected: int) -> CheckResul
     count = int(overview.get("taskmanagers", 0))
     slots = f"{overview.get('slots-available', '?')}/{overview.get('slots-total', '?')} slots free"
     status = Status.OK if count >= expected else Status.WARNING if count > 0 else Status.CRITICAL
-    message = f"{count} of {expected} TaskManagers registered ({slots})"
-    if status is not Status.OK:
-        message += "; next: check the TaskManager pods (kubectl get pods -n streamflow-processing) and their logs"
-    return CheckResult(TASKMANAGERS, status, message, value=count, threshold=f">= {expected}",
-                       runbook=section(TASKMANAGERS), details=dict(overview))
+    return TASKMANAGERS.result(status, f"{count} of {expected} TaskManagers registered ({slots})", value=count,
+                               threshold=f">= {expected}", details=dict(overview))
 
 
 # --- FlinkCheckpointAgeSensor -------------------------------------------------------------------------
@@ -273,4 +279,4 @@ def sensor_timeout_message(job_name: str, last: Freshness | None, wanted: str, w
         message += f"; latest failure: {shorten(last.failure_message, 300)}"
     if error:
         message += f"; last read error: {error}"
-    return message + f"; {section(CHECKPOINT_AGE)}"
+    return message + f"; runbook: {CHECKPOINT_AGE.runbook}"

@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from streamflow_ops import registry
 from streamflow_ops.config import StreamflowOpsConfig
-from streamflow_ops.connections import connection_defined
 from streamflow_ops.kafka import evaluators
 from streamflow_ops.kafka.lag import (
     admin_client,
@@ -19,14 +19,11 @@ from streamflow_ops.kafka.lag import (
 )
 from streamflow_ops.kafka.model import GroupOffsets, OffsetSample
 from streamflow_ops.kafka.samples import load_samples, prune_samples, store_samples
-from streamflow_ops.results import CheckResult, Status, guarded, skipped
-from streamflow_ops.runbook import section
+from streamflow_ops.registry import Family, register, run_guarded
+from streamflow_ops.results import CheckResult
 from streamflow_ops.timeutil import utcnow
 
 log = logging.getLogger(__name__)
-
-CHECKS = ("kafka.broker_reachable", "kafka.topics_present", "kafka.partition_leaders",
-          "kafka.under_replicated", "kafka.consumer_lag")
 
 
 def broker_reachable(config: StreamflowOpsConfig) -> CheckResult:
@@ -40,28 +37,34 @@ def broker_reachable(config: StreamflowOpsConfig) -> CheckResult:
 
 def run_checks(config: StreamflowOpsConfig, now: datetime | None = None) -> list[CheckResult]:
     """Every kafka.* check; skipped without the connection; one failing check is unknown, never raises."""
+    return run_guarded(config, FAMILY.specs, lambda: _run(config, utcnow(now)))
+
+
+def _run(config: StreamflowOpsConfig, now: datetime) -> list[CheckResult]:
     cfg = config.kafka
-    if not connection_defined(cfg.conn_id):
-        return [skipped(name, cfg.conn_id, section(name)) for name in CHECKS]
-    now = utcnow(now)
     try:
         admin = admin_client(cfg.conn_id)
         view = cluster_view(admin, cfg.request_timeout_s)
     except Exception as exc:  # noqa: BLE001 - the broker is down: say so once, the rest is unknown
         error = describe_error(exc)
         return [evaluators.broker_unreachable(cfg.conn_id, error)] + [
-            CheckResult(name, Status.UNKNOWN, f"not measured, the broker does not answer: {error}",
-                        runbook=section(name)) for name in CHECKS[1:4]] + [
-            CheckResult("kafka.consumer_lag", Status.UNKNOWN, f"{group}: lag unknown, the broker does not "
-                        f"answer: {error}", subject=group, runbook=section("kafka.consumer_lag"))
-            for group in cfg.consumer_groups]
+            spec.unknown(f"not measured, the broker does not answer: {error}")
+            for spec in (registry.KAFKA_TOPICS_PRESENT, registry.KAFKA_PARTITION_LEADERS,
+                         registry.KAFKA_UNDER_REPLICATED)] + [
+            registry.KAFKA_TOPIC_LAYOUT.unknown(f"{topic}: not measured, the broker does not answer: {error}",
+                                                subject=topic) for topic in cfg.topics] + [
+            registry.KAFKA_CONSUMER_LAG.unknown(f"{group}: lag unknown, the broker does not answer: {error}",
+                                                subject=group) for group in cfg.consumer_groups]
     results = [evaluators.broker_reachable(view)]
-    for name, evaluate in (("kafka.topics_present", lambda: evaluators.topics_present(view, cfg.topics)),
-                           ("kafka.partition_leaders", lambda: evaluators.partition_leaders(view)),
-                           ("kafka.under_replicated", lambda: evaluators.under_replicated(view))):
-        results += guarded(name, evaluate, runbook=section(name))
-    results += guarded("kafka.consumer_lag", lambda: consumer_lag(config, admin, now),
-                       runbook=section("kafka.consumer_lag"))
+    for spec, evaluate in (
+        (registry.KAFKA_TOPICS_PRESENT, lambda: evaluators.topics_present(view, cfg.topics)),
+        (registry.KAFKA_PARTITION_LEADERS, lambda: evaluators.partition_leaders(view)),
+        (registry.KAFKA_UNDER_REPLICATED, lambda: evaluators.under_replicated(view)),
+        (registry.KAFKA_TOPIC_LAYOUT, lambda: evaluators.topic_layout(view, cfg.topics, cfg.expected_partitions,
+                                                                      cfg.expected_replication_factor)),
+    ):
+        results += spec.guarded(evaluate)
+    results += registry.KAFKA_CONSUMER_LAG.guarded(lambda: consumer_lag(config, admin, now))
     return results
 
 
@@ -94,3 +97,6 @@ def sample_history(config: StreamflowOpsConfig, reads: list[GroupOffsets],
     except Exception as exc:  # noqa: BLE001 - without history the bands still hold
         log.warning("kafka offset samples unavailable: %s", exc)
         return {}, f"window rules skipped, sample store unavailable: {describe_error(exc)}"
+
+
+FAMILY = register(Family("kafka", run_checks))

@@ -15,55 +15,78 @@ from itertools import pairwise
 from streamflow_ops.config import KafkaConfig
 from streamflow_ops.kafka.model import ClusterView, GroupOffsets, OffsetSample
 from streamflow_ops.results import CheckResult, Status, worst
-from streamflow_ops.runbook import section
+from streamflow_ops import registry
+from streamflow_ops.registry import CheckSpec
 from streamflow_ops.timeutil import human_duration
 
-LAG = "kafka.consumer_lag"
+LAG = registry.KAFKA_CONSUMER_LAG
 
 
-def _result(name: str, status: Status, message: str, **kwargs) -> CheckResult:
-    return CheckResult(name, status, message, runbook=section(name), **kwargs)
+def _result(spec: CheckSpec, status: Status, message: str, **kwargs) -> CheckResult:
+    return spec.result(status, message, **kwargs)
 
 
 # --- cluster metadata -----------------------------------------------------------------------------
 def broker_unreachable(conn_id: str, error: str) -> CheckResult:
-    return _result("kafka.broker_reachable", Status.CRITICAL,
+    return _result(registry.KAFKA_BROKER_REACHABLE, Status.CRITICAL,
                    f"KafkaBrokerDown: no answer from {conn_id}: {error}")
 
 
 def broker_reachable(view: ClusterView) -> CheckResult:
     status = Status.OK if view.brokers else Status.CRITICAL
-    return _result("kafka.broker_reachable", status, value=view.brokers,
+    return _result(registry.KAFKA_BROKER_REACHABLE, status, value=view.brokers,
                    message=f"{view.brokers} broker(s) answer, {len(view.topics)} topics")
 
 
 def topics_present(view: ClusterView, expected: Sequence[str]) -> CheckResult:
     missing = [t for t in expected if t not in view.topics]
     if missing:
-        return _result("kafka.topics_present", Status.CRITICAL, value=len(missing),
+        return _result(registry.KAFKA_TOPICS_PRESENT, Status.CRITICAL, value=len(missing),
                        message=f"{len(missing)} of {len(expected)} topics missing: {', '.join(missing)}",
                        details={"missing": missing})
-    return _result("kafka.topics_present", Status.OK, value=0, message=f"all {len(expected)} topics present")
+    return _result(registry.KAFKA_TOPICS_PRESENT, Status.OK, value=0, message=f"all {len(expected)} topics present")
 
 
 def partition_leaders(view: ClusterView) -> CheckResult:
     leaderless = [f"{p.topic}[{p.partition}]" for parts in view.topics.values() for p in parts if p.leader < 0]
     total = sum(len(parts) for parts in view.topics.values())
     if leaderless:
-        return _result("kafka.partition_leaders", Status.CRITICAL, value=len(leaderless),
+        return _result(registry.KAFKA_PARTITION_LEADERS, Status.CRITICAL, value=len(leaderless),
                        message=f"{len(leaderless)} of {total} partitions have no leader: "
                                f"{', '.join(leaderless[:20])}", details={"leaderless": leaderless})
-    return _result("kafka.partition_leaders", Status.OK, value=0, message=f"all {total} partitions have a leader")
+    return _result(registry.KAFKA_PARTITION_LEADERS, Status.OK, value=0, message=f"all {total} partitions have a leader")
 
 
 def under_replicated(view: ClusterView) -> CheckResult:
     short = [f"{p.topic}[{p.partition}] isr {len(p.isrs)}/{len(p.replicas)}"
              for parts in view.topics.values() for p in parts if len(set(p.isrs)) < len(set(p.replicas))]
     if short:
-        return _result("kafka.under_replicated", Status.WARNING, value=len(short),
+        return _result(registry.KAFKA_UNDER_REPLICATED, Status.WARNING, value=len(short),
                        message=f"{len(short)} under-replicated partitions: {', '.join(short[:20])}",
                        details={"under_replicated": short})
-    return _result("kafka.under_replicated", Status.OK, value=0, message="every partition has ISR = replicas")
+    return _result(registry.KAFKA_UNDER_REPLICATED, Status.OK, value=0, message="every partition has ISR = replicas")
+
+
+def topic_layout(view: ClusterView, topics: Sequence[str], partitions: int, replication_factor: int) -> list[CheckResult]:
+    """One result per expected topic: its partition count and replication factor against the runbook's
+    layout (3 partitions, replication factor 1 on the single-node cluster). A missing topic is
+    kafka.topics_present's finding, so here it is unknown, not a second alarm."""
+    spec, want = registry.KAFKA_TOPIC_LAYOUT, f"{partitions} partitions, replication factor {replication_factor}"
+    results = []
+    for topic in topics:
+        parts = view.topics.get(topic)
+        if parts is None:
+            results.append(spec.unknown(f"{topic} does not exist, no layout to judge (see kafka.topics_present)",
+                                        subject=topic))
+            continue
+        factors = sorted({len(p.replicas) for p in parts})
+        have = f"{len(parts)} partitions, replication factor {'/'.join(map(str, factors)) or '?'}"
+        details = {"partitions": len(parts), "replication_factors": factors}
+        differs = len(parts) != partitions or factors != [replication_factor]
+        results.append(spec.result(Status.WARNING if differs else Status.OK, subject=topic, value=len(parts),
+                                   threshold=want, details=details,
+                                   message=f"{topic}: {have}" + (f" (expected {want})" if differs else "")))
+    return results
 
 
 # --- consumer lag ---------------------------------------------------------------------------------

@@ -9,13 +9,15 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from streamflow_ops.results import CheckResult, Status, worst
-from streamflow_ops.runbook import section
+from streamflow_ops import registry
 from streamflow_ops.timeutil import human_duration, parse_time
 
-PODS = "kubernetes.pods"
-STRIMZI = "kubernetes.strimzi_kafka"
-CNPG = "kubernetes.cnpg_cluster"
-FLINK = "kubernetes.flink_deployment"
+PODS = registry.KUBERNETES_PODS
+STRIMZI = registry.KUBERNETES_STRIMZI
+CNPG = registry.KUBERNETES_CNPG
+FLINK = registry.KUBERNETES_FLINK
+PVC_USAGE = registry.KUBERNETES_PVC_USAGE
+EXPECTED_WORKLOADS = registry.KUBERNETES_EXPECTED_WORKLOADS
 
 # Container states that will not heal by waiting: the runbook's CrashLoopBackOff / Error / ImagePullBackOff
 # and their siblings (the pull error before the back-off, a bad image name or config).
@@ -114,8 +116,8 @@ def evaluate_pods(namespace: str, pods: list[dict[str, Any]], rules: PodRules, n
     threshold = (f"critical: {'/'.join(sorted(CRITICAL_WAITING | CRITICAL_TERMINATED))}; warning: not Ready "
                  f"> {rules.not_ready_grace.total_seconds():.0f} s, >= {rules.restart_warning} restarts "
                  f"within {human_duration(rules.restart_window.total_seconds())}")
-    result = dict(check_name=PODS, subject=namespace, value=len(problems), threshold=threshold,
-                  runbook=section(PODS), details=details)
+    result = dict(check_name=PODS.name, subject=namespace, value=len(problems), threshold=threshold,
+                  runbook=PODS.runbook_for(namespace), details=details)
     if not pods:
         return CheckResult(status=Status.WARNING, **result,
                            message=f"no pods in namespace {namespace}: namespace missing, or its workloads "
@@ -137,7 +139,7 @@ def _conditions(resource: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def evaluate_strimzi_kafka(name: str, namespace: str, kafka: dict[str, Any] | None) -> CheckResult:
     """Strimzi reports Ready=True when reconciled, or NotReady=True (or Ready=False) with the reason."""
     subject = f"{namespace}/{name}"
-    base = dict(check_name=STRIMZI, subject=subject, runbook=section(STRIMZI),
+    base = dict(check_name=STRIMZI.name, subject=subject, runbook=STRIMZI.runbook,
                 threshold="critical: Ready=False / NotReady")
     if kafka is None:
         return CheckResult(status=Status.CRITICAL, **base,
@@ -172,7 +174,7 @@ CNPG_CRITICAL_PHASES = {"Failing over", "Cluster is in an unrecoverable state, n
 def evaluate_cnpg_cluster(name: str, namespace: str, cluster: dict[str, Any] | None) -> CheckResult:
     """Healthy phase is ok; a primary that is missing, failing or unhealthy is critical; anything else warns."""
     subject = f"{namespace}/{name}"
-    base = dict(check_name=CNPG, subject=subject, runbook=section(CNPG),
+    base = dict(check_name=CNPG.name, subject=subject, runbook=CNPG.runbook,
                 threshold=f"ok: phase '{CNPG_HEALTHY}'; critical: primary down, failover, unrecoverable")
     if cluster is None:
         return CheckResult(status=Status.CRITICAL, **base,
@@ -238,7 +240,7 @@ def evaluate_flink_deployment(name: str, namespace: str, deployment: dict[str, A
                "lifecycleState": status.get("lifecycleState"), "jobStatus": job,
                "taskManager": status.get("taskManager"), "error": status.get("error")}
     hint = "" if level is Status.OK else f" - kubectl describe flinkdeployment {name} -n {namespace}"
-    return CheckResult(FLINK, level, subject=subject, runbook=section(FLINK), details=details,
+    return CheckResult(FLINK.name, level, subject=subject, runbook=FLINK.runbook, details=details,
                        threshold="ok: JM READY, STABLE/DEPLOYED, job RUNNING",
                        message=f"FlinkDeployment {subject}: {summary}{error}{hint}")
 
@@ -247,7 +249,7 @@ def evaluate_flink_workloads(name: str, namespace: str, selector: str,
                              deployments: Iterable[dict[str, Any]]) -> CheckResult:
     """Without the operator's CR: the jobmanager and taskmanager Deployments' ready replicas."""
     subject = f"{namespace}/{name}"
-    base = dict(check_name=FLINK, subject=subject, runbook=section(FLINK),
+    base = dict(check_name=FLINK.name, subject=subject, runbook=FLINK.runbook,
                 threshold="ok: all replicas ready; warning: some; critical: none, or a component missing")
     by_component: dict[str, list[tuple[str, int, int]]] = {}
     for item in deployments:

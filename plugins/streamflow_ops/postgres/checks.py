@@ -8,39 +8,44 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from streamflow_ops.config import PostgresChecksConfig, StreamflowOpsConfig
+from streamflow_ops import registry
 from streamflow_ops.connections import connection_defined
 from streamflow_ops.postgres.connection import warehouse_connection
-from streamflow_ops.results import CheckResult, Status, banded, describe_error, guarded, skipped
-from streamflow_ops.runbook import section
+from streamflow_ops.registry import CheckSpec, Family, register, run_guarded
+from streamflow_ops.results import CheckResult, Status, banded, describe_error
 from streamflow_ops.sqlfiles import load_sql
 from streamflow_ops.timeutil import parse_time, utcnow
 
-REACHABLE = "postgres.reachable"
-CONNECTIONS = "postgres.connections"
-REPLICATION_LAG = "postgres.replication_lag"
-DEAD_TUPLES = "postgres.dead_tuples"
-LONG_QUERIES = "postgres.long_running_queries"
-WRAPAROUND = "postgres.txid_wraparound"
-BACKUP_AGE = "postgres.backup_age"
-CHECKS = (REACHABLE, CONNECTIONS, REPLICATION_LAG, DEAD_TUPLES, LONG_QUERIES, WRAPAROUND, BACKUP_AGE)
+REACHABLE = registry.POSTGRES_REACHABLE
+CONNECTIONS = registry.POSTGRES_CONNECTIONS
+REPLICATION_LAG = registry.POSTGRES_REPLICATION_LAG
+DEAD_TUPLES = registry.POSTGRES_DEAD_TUPLES
+LONG_QUERIES = registry.POSTGRES_LONG_QUERIES
+WRAPAROUND = registry.POSTGRES_TXID_WRAPAROUND
+BACKUP_AGE = registry.POSTGRES_BACKUP_AGE
 MB = 1024 * 1024
 
 
-def _result(name: str, status: Status, message: str, **kwargs: Any) -> CheckResult:
-    return CheckResult(name, status, message, runbook=section(name), **kwargs)
+def _result(spec: CheckSpec, status: Status, message: str, **kwargs: Any) -> CheckResult:
+    return spec.result(status, message, **kwargs)
 
 
 # --- evaluators (pure) ------------------------------------------------------------------------
 
 def evaluate_connections(used: int, max_connections: int, superuser_reserved: int,
-                         cfg: PostgresChecksConfig) -> CheckResult:
+                         cfg: PostgresChecksConfig, total: int | None = None) -> CheckResult:
+    """Client backends against max_connections. The runbook's query counts every pg_stat_activity row;
+    background processes take no connection slot, so counting them would raise the alarm early: the
+    message gives both figures."""
     pct = 100.0 * used / max_connections
     status = banded(pct, cfg.connections_warning_pct, cfg.connections_critical_pct)
     return _result(CONNECTIONS, status, value=round(pct, 1),
                    threshold=f"warning >= {cfg.connections_warning_pct:g}%, critical >= {cfg.connections_critical_pct:g}%",
-                   message=f"{used} of max_connections={max_connections} in use ({pct:.0f}%); "
-                           f"{superuser_reserved} of them reserved for superusers",
-                   details={"used": used, "max_connections": max_connections,
+                   message=f"{used} client connections of max_connections={max_connections} ({pct:.0f}%; "
+                           f"{superuser_reserved} slots reserved for superusers)"
+                           + ("" if total is None else f"; pg_stat_activity has {total} rows in all, background "
+                              f"processes included, which take no connection slot"),
+                   details={"used": used, "total": total, "max_connections": max_connections,
                             "superuser_reserved": superuser_reserved})
 
 
@@ -77,7 +82,7 @@ def evaluate_dead_tuples(tables: Sequence[dict], cfg: PostgresChecksConfig) -> l
             DEAD_TUPLES, Status.WARNING if bloated else Status.OK, subject=t["table_name"], value=dead,
             threshold=threshold,
             message=(f"{dead:,} dead tuples ({t['n_live_tup']:,} live); last vacuum "
-                     f"{t['last_vacuum'] or 'never'}" + ("; run postgres_vacuum" if bloated else "")),
+                     f"{t['last_vacuum'] or 'never'}"),
         ))
     return results
 
@@ -181,12 +186,13 @@ def _backup_age(conn, config: StreamflowOpsConfig, now: datetime) -> CheckResult
 
 def run_checks(config: StreamflowOpsConfig, now: datetime | None = None) -> list[CheckResult]:
     """Every PostgreSQL check; each query isolated and bounded by statement_timeout."""
-    if not connection_defined(config.warehouse.conn_id):
-        return [skipped(name, config.warehouse.conn_id, section(name)) for name in CHECKS]
-    now = utcnow(now)
+    return run_guarded(config, FAMILY.specs, lambda: _run(config, utcnow(now)))
+
+
+def _run(config: StreamflowOpsConfig, now: datetime) -> list[CheckResult]:
     first = reachable(config)
     if first.status is not Status.OK:
-        return [first] + [_result(name, Status.UNKNOWN, f"not checked: {first.message}") for name in CHECKS[1:]]
+        return [first] + [spec.unknown(f"not checked: {first.message}") for spec in FAMILY.specs[1:]]
     cfg = config.postgres_checks
     probes = {
         CONNECTIONS: lambda conn: evaluate_connections(**dict_rows(conn, "health_connections.sql")[0], cfg=cfg),
@@ -200,10 +206,13 @@ def run_checks(config: StreamflowOpsConfig, now: datetime | None = None) -> list
     results = [first]
     try:
         with warehouse_connection(config.warehouse, statement_timeout_s=cfg.statement_timeout_s) as conn:
-            for name, probe in probes.items():
-                results += guarded(name, lambda probe=probe: probe(conn), runbook=section(name))
+            for spec, probe in probes.items():
+                results += spec.guarded(lambda probe=probe: probe(conn))
     except Exception as exc:  # noqa: BLE001 - the connection went away between checks
         done = {r.check_name for r in results}
-        results += [_result(name, Status.UNKNOWN, f"not checked: connection lost: {type(exc).__name__}: {exc}"[:500])
-                    for name in probes if name not in done]
+        results += [spec.unknown(f"not checked: connection lost: {type(exc).__name__}: {exc}"[:500])
+                    for spec in probes if spec.name not in done]
     return results
+
+
+FAMILY = register(Family("postgres", run_checks))

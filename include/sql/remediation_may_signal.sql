@@ -1,0 +1,4 @@
+-- Whether this connection's role may terminate other sessions (superuser or pg_signal_backend).
+select current_user as username,
+       coalesce((select rolsuper from pg_roles where rolname = current_user), false)
+           or pg_has_role(current_user, 'pg_signal_backend', 'member') as may_signal

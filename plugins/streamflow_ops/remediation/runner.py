@@ -1,0 +1,198 @@
+"""What each remediation's tasks do: plan (preconditions included), act (audited), verify, report.
+
+One Remediation per DAG: how it reads and plans, how it acts on an approved plan, and which checks it
+is meant to fix. The task functions in flow.py call these with the merged config and the run's params.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.remediation import actions
+from streamflow_ops.remediation.plans import (
+    Plan, plan_flink_restart, plan_session_terminations, plan_taskmanager_scale, plan_workload_restart,
+)
+from streamflow_ops.results import CheckResult
+
+log = logging.getLogger(__name__)
+VERIFY_BUDGET_S = 30
+
+
+@dataclass(frozen=True)
+class Remediation:
+    dag_id: str
+    title: str
+    plan: Callable[[StreamflowOpsConfig, Mapping[str, Any]], Plan]
+    act: Callable[[StreamflowOpsConfig, Plan, Mapping[str, Any]], dict[str, Any]]
+    family: str  # the sweep family whose checks it is meant to fix
+    checks: tuple[str, ...]
+    subject: Callable[[StreamflowOpsConfig, Mapping[str, Any]], str | None] = lambda config, params: None
+
+
+# --- remediate_postgres_connections ---------------------------------------------------------------
+
+def _pg(config: StreamflowOpsConfig):
+    from streamflow_ops.postgres.connection import warehouse_connection
+
+    return warehouse_connection(config.warehouse, statement_timeout_s=config.remediation.statement_timeout_s)
+
+
+def _idle_s(params: Mapping[str, Any]) -> float:
+    return float(params["idle_minutes"]) * 60
+
+
+def plan_postgres(config: StreamflowOpsConfig, params: Mapping[str, Any], idle_s: float | None = None) -> Plan:
+    with _pg(config) as conn:
+        user, may_signal = actions.signal_permission(conn)
+        sessions = actions.read_sessions(conn)
+        database = conn.info.dbname
+    return plan_session_terminations(
+        sessions, _idle_s(params) if idle_s is None else idle_s, params.get("application") or None,
+        bool(params.get("include_superuser")), config.remediation.own_application_prefix, database,
+        may_signal, user)
+
+
+def act_postgres(config: StreamflowOpsConfig, plan: Plan, params: Mapping[str, Any],
+                 idle_s: float | None = None) -> dict[str, Any]:
+    with _pg(config) as conn:
+        done = actions.terminate_sessions(conn, plan.items, _idle_s(params) if idle_s is None else idle_s)
+    gone = sorted({i["pid"] for i in plan.items} - set(done))
+    return {"rows_affected": len(done), "terminated_pids": done,
+            "not_terminated": gone and f"{len(gone)} planned session(s) ended or became busy meanwhile: {gone}"}
+
+
+# --- Kubernetes: remediate_flink_taskmanagers, remediate_restart_workload, remediate_flink_restart --
+
+def _kube(config: StreamflowOpsConfig) -> actions.KubeActions:
+    return actions.KubeActions(config.kubernetes)
+
+
+def _kube_if_defined(config: StreamflowOpsConfig) -> actions.KubeActions | None:
+    from streamflow_ops.connections import connection_defined
+
+    return _kube(config) if connection_defined(config.kubernetes.conn_id) else None
+
+
+def plan_taskmanagers(config: StreamflowOpsConfig, params: Mapping[str, Any]) -> Plan:
+    k8s, kube = config.kubernetes, _kube(config)
+    cr = kube.flink_deployment(k8s.flink_namespace, k8s.flink_deployment)
+    deployment = None if cr else kube.workload(k8s.flink_namespace, "Deployment",
+                                               config.remediation.taskmanager_deployment)
+    return plan_taskmanager_scale(int(params["replicas"]), k8s.flink_namespace, cr, k8s.flink_deployment,
+                                  deployment, config.remediation.taskmanager_deployment)
+
+
+def act_taskmanagers(config: StreamflowOpsConfig, plan: Plan, params: Mapping[str, Any]) -> dict[str, Any]:
+    kube, done = _kube(config), []
+    for item in plan.items:
+        if item["kind"] == "FlinkDeployment":
+            kube.patch_flink_deployment(item["namespace"], item["name"], item["patch"])
+        else:
+            kube.scale_deployment(item["namespace"], item["name"], item["patch"])
+        done.append(item)
+    return {"rows_affected": len(done), "patched": done}
+
+
+def plan_workload(config: StreamflowOpsConfig, params: Mapping[str, Any]) -> Plan:
+    namespace, kind, name = params["namespace"], params["kind"], params["name"]
+    allowed = config.remediation.restartable_workloads
+    listed = any((w.namespace, w.kind, w.name) == (namespace, kind, name) for w in allowed)
+    # Nothing is read from the API for a workload that is refused anyway.
+    workload = _kube(config).workload(namespace, kind, name) if listed else None
+    return plan_workload_restart(namespace, kind, name, allowed, workload)
+
+
+def act_workload(config: StreamflowOpsConfig, plan: Plan, params: Mapping[str, Any]) -> dict[str, Any]:
+    kube, at = _kube(config), datetime.now(timezone.utc)
+    for item in plan.items:
+        kube.rollout_restart(item["namespace"], item["kind"], item["name"], at)
+    return {"rows_affected": len(plan.items), "restarted_at": at.isoformat()}
+
+
+def _flink_control(config: StreamflowOpsConfig) -> actions.FlinkControl:
+    f = config.flink
+    return actions.FlinkControl(f.conn_id, f.connect_timeout_s, f.request_timeout_s)
+
+
+def plan_restart(config: StreamflowOpsConfig, params: Mapping[str, Any]) -> Plan:
+    from streamflow_ops.flink.evaluators import select_job
+    from streamflow_ops.flink.probe import FlinkRest
+
+    f, k8s, r = config.flink, config.kubernetes, config.remediation
+    rest = FlinkRest.from_config(f)
+    job = select_job(rest.jobs(), f.job_name)
+    latest = ((rest.checkpoints(job["jid"]).get("latest") or {}).get("completed")) if job else None
+    kube = _kube_if_defined(config)
+    cr = kube.flink_deployment(k8s.flink_namespace, k8s.flink_deployment) if kube else None
+    jar = None if cr or not r.flink_entry_class else _flink_control(config).jar_for(r.flink_entry_class)
+    return plan_flink_restart(job, f.job_name, latest, r.flink_savepoint_dir, cr, k8s.flink_namespace,
+                              k8s.flink_deployment, jar, r.flink_entry_class, r.flink_program_args)
+
+
+def act_restart(config: StreamflowOpsConfig, plan: Plan, params: Mapping[str, Any]) -> dict[str, Any]:
+    r = config.remediation
+    outcome = actions.restart_flink(plan.items[0], _flink_control(config), _kube_if_defined(config),
+                                    r.flink_savepoint_timeout_s, r.flink_restart_timeout_s)
+    return {"rows_affected": 1, **outcome}
+
+
+REMEDIATIONS: dict[str, Remediation] = {r.dag_id: r for r in [
+    Remediation("remediate_postgres_connections", "Terminate idle PostgreSQL sessions", plan_postgres,
+                act_postgres, "postgres", ("postgres.connections",)),
+    Remediation("remediate_flink_taskmanagers", "Scale Flink TaskManagers", plan_taskmanagers, act_taskmanagers,
+                "flink", ("flink.taskmanagers", "flink.backpressure")),
+    Remediation("remediate_flink_restart", "Restart the Flink job from a savepoint", plan_restart, act_restart,
+                "flink", ("flink.job_running", "flink.checkpoint_age", "flink.checkpoint_failures")),
+    Remediation("remediate_restart_workload", "Rollout restart of a workload", plan_workload, act_workload,
+                "kubernetes", ("kubernetes.pods",), subject=lambda config, params: params["namespace"]),
+]}
+
+
+# --- the steps every remediation shares ------------------------------------------------------------
+
+def checks_now(remediation: Remediation, config: StreamflowOpsConfig, params: Mapping[str, Any]) -> list[dict]:
+    """The checks this remediation is meant to fix, as the sweep would judge them now."""
+    from streamflow_ops.sweep import run_family
+
+    subject = remediation.subject(config, params)
+    results = run_family(remediation.family, config, budget_s=VERIFY_BUDGET_S)
+    return [r.to_dict() for r in results if r.check_name in remediation.checks
+            and (subject is None or r.subject == subject)]
+
+
+def compare(before: list[dict], after: list[dict]) -> list[str]:
+    """One line per check and subject: status before -> after, and the message after."""
+    was = {(r["check_name"], r["subject"]): r["status"] for r in before}
+    lines = []
+    for r in after:
+        key = (r["check_name"], r["subject"])
+        label = r["check_name"] + (f" [{r['subject']}]" if r["subject"] else "")
+        lines.append(f"{label}: {was.get(key, 'not checked')} -> {r['status']}: {r['message']}")
+    return lines
+
+
+def audit(config: StreamflowOpsConfig, context: Mapping[str, Any], plan: Plan, dry_run: bool,
+          act: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run `act` inside an ops.maintenance_audit row (written also when it fails)."""
+    from streamflow_ops.maintenance.audit import Actor, audited
+    from streamflow_ops.store import ensure_ops_schema
+
+    ti = context["ti"]
+    actor = Actor(ti.dag_id, ti.run_id, ti.task_id, config.warehouse.ops_schema)
+    with _pg(config) as conn:
+        ensure_ops_schema(conn, actor.ops_schema)
+        with audited(conn, actor, plan.action, plan.target, dry_run) as record:
+            record.details["plan"] = plan.steps
+            outcome = act()
+            record.rows_affected = outcome.get("rows_affected")
+            record.details["outcome"] = {k: v for k, v in outcome.items() if k != "rows_affected"}
+    return outcome
+
+
+def worst_of(results: list[dict]) -> str:
+    from streamflow_ops.results import worst
+
+    return worst(CheckResult.from_dict(r).status for r in results).value

@@ -110,3 +110,24 @@ def airflow_db():
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
                    env=os.environ.copy(), timeout=300)
     return _AIRFLOW_HOME
+
+
+@pytest.fixture
+def live_pipeline(warehouse_db, sandbox_layout, tmp_path_factory, monkeypatch):
+    """The live pipeline writing this test's warehouse copy through a Tansu of its own (port base + 7),
+    so the shared broker's known lag stays put. `streamflow_kafka` points at that broker. Yields the
+    pipeline's layout (sandbox.pipeline's controls take it); stops both processes and the broker."""
+    import json
+
+    from sandbox import pipeline
+
+    layout = Layout(root=tmp_path_factory.mktemp("live"), port_base=sandbox_layout.port_base + 7)
+    kafka.start(layout)
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_KAFKA", json.dumps(
+        {"conn_type": "kafka", "extra": {"bootstrap.servers": kafka.bootstrap(layout), "socket.timeout.ms": 3000}}))
+    try:
+        pipeline.start(layout, dsn=warehouse_db)
+        yield layout
+    finally:
+        pipeline.stop(layout)
+        kafka.stop(layout)

@@ -50,17 +50,19 @@ class KafkaBacklog:
     sampled_at: datetime
 
 
-def stale_cause(backlog: KafkaBacklog | None, newest: datetime) -> str:
-    """Pure: why silver is stale. Events waiting in Kafka mean Flink stopped consuming; none waiting
-    (the group consumed everything) mean nothing new arrived. Only a sample taken after the newest
-    silver row can tell."""
+def stale_cause(backlog: KafkaBacklog | None, newest: datetime) -> tuple[str, str | None]:
+    """Pure: why silver is stale, and the first step for that cause (None: the runbook's own).
+    Events waiting in Kafka mean Flink stopped consuming; none waiting (the group consumed everything)
+    mean nothing new arrived. Only a sample taken after the newest silver row can tell."""
     if backlog is None or backlog.sampled_at <= newest:
-        return "no Kafka offset sample since then to tell no new events from a stalled Flink job"
+        return "no Kafka offset sample since then to tell no new events from a stalled Flink job", None
     if backlog.lag == 0:
         return (f"no new events: {backlog.group} has consumed everything on its topics (lag 0 at "
-                f"{backlog.sampled_at:%H:%M:%S} UTC), so the producers are quiet, not Flink")
+                f"{backlog.sampled_at:%H:%M:%S} UTC), so the producers are quiet, not Flink",
+                "check the event producers upstream of transactions.raw; Flink and the warehouse are waiting")
     return (f"Flink stalled: {backlog.lag:,} events wait in Kafka for {backlog.group} "
-            f"(at {backlog.sampled_at:%H:%M:%S} UTC) while silver does not advance")
+            f"(at {backlog.sampled_at:%H:%M:%S} UTC) while silver does not advance",
+            "check the Flink job (flink.job_running, flink.checkpoint_age, flink.backpressure) and its consumer lag")
 
 
 def evaluate_pipeline_latency(newest: datetime | None, now: datetime, cfg: BusinessConfig,
@@ -75,14 +77,15 @@ def evaluate_pipeline_latency(newest: datetime | None, now: datetime, cfg: Busin
     status = (Status.CRITICAL if age_s > cfg.pipeline_latency_critical_s
               else banded(age_s, cfg.pipeline_latency_warning_s, cfg.pipeline_latency_critical_s))
     message = f"newest silver row is {age_s / 60:.1f} min old ({newest:%Y-%m-%d %H:%M:%S} UTC)"
-    details = {"newest": newest.isoformat()}
+    details, step = {"newest": newest.isoformat()}, None
     if status is not Status.OK:
-        message += ": " + stale_cause(backlog, newest)
+        cause, step = stale_cause(backlog, newest)
+        message += ": " + cause
         if backlog is not None:
             details["kafka_lag"] = {"group": backlog.group, "lag": backlog.lag,
                                     "sampled_at": backlog.sampled_at.isoformat()}
     return PIPELINE_LATENCY.result(status, value=round(age_s, 1), threshold=threshold, details=details,
-                                   message=message)
+                                   message=message, step=step)
 
 
 def latest_backlog(conn, config: StreamflowOpsConfig, since: datetime, now: datetime) -> KafkaBacklog | None:

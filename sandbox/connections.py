@@ -8,7 +8,8 @@ from sandbox.proc import Layout
 
 # The sandbox runs one TaskManager (the runbook's production default is 2), and of the DAGs the
 # production sweep watches only this package's own exist here.
-SANDBOX_CONFIG = {"flink": {"expected_taskmanagers": 1}, "airflow_api": {"watched_dags": ["platform_health_sweep"]}}
+SANDBOX_CONFIG = {"flink": {"expected_taskmanagers": 1},
+                  "airflow_api": {"watched_dags": ["platform_health_sweep"], "expected_dags": ["platform_health_sweep"]}}
 
 
 def sandbox_config(layout: Layout) -> dict:

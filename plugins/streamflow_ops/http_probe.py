@@ -13,7 +13,12 @@ from typing import Any
 
 
 class ProbeError(Exception):
-    """The far end did not answer usefully; the message says where and how."""
+    """The far end did not answer usefully; the message says where and how. `status` is the HTTP status
+    when it answered one (a 5xx is a finding about the far end, not only a failed probe)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -58,7 +63,7 @@ class HttpJson:
         url = response.url or url
         if not (200 <= response.status_code < 300 or response.status_code in accept):
             raise ProbeError(f"{method} {url} -> HTTP {response.status_code} {response.reason}: "
-                             f"{shorten(response.text, 200)}")
+                             f"{shorten(response.text, 200)}", status=response.status_code)
         try:
             return response.status_code, response.json()
         except ValueError:

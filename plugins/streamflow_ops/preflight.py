@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from streamflow_ops import registry
 from streamflow_ops.backup.status import backup_in_progress
 from streamflow_ops.config import PostgresChecksConfig, StreamflowOpsConfig
 from streamflow_ops.flink.checks import job_running
@@ -16,9 +17,7 @@ from streamflow_ops.kafka.checks import broker_reachable
 from streamflow_ops.postgres.checks import dict_rows, evaluate_connections, evaluate_replication_lag, reachable
 from streamflow_ops.postgres.connection import warehouse_connection
 from streamflow_ops.postgres.locks import lock_holder
-from streamflow_ops.connections import connection_defined
-from streamflow_ops.results import CheckResult, Status, describe_error, guarded, skipped
-from streamflow_ops.runbook import section
+from streamflow_ops.results import CheckResult, Status, describe_error
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +25,9 @@ log = logging.getLogger(__name__)
 def service_checks(config: StreamflowOpsConfig) -> list[CheckResult]:
     """Connect to each service; one failing never hides the others, an undefined one is skipped."""
     results: list[CheckResult] = []
-    for name, conn_id, probe in (
-        ("postgres.reachable", config.warehouse.conn_id, reachable),
-        ("kafka.broker_reachable", config.kafka.conn_id, broker_reachable),
-        ("flink.job_running", config.flink.conn_id, job_running),
-    ):
-        if not connection_defined(conn_id):
-            results.append(skipped(name, conn_id, runbook=section(name)))
-            continue
-        results += guarded(name, lambda probe=probe: probe(config))
+    for spec, probe in ((registry.POSTGRES_REACHABLE, reachable), (registry.KAFKA_BROKER_REACHABLE, broker_reachable),
+                        (registry.FLINK_JOB_RUNNING, job_running)):
+        results += registry.run_guarded(config, [spec], lambda probe=probe: [probe(config)])
     return results
 
 
@@ -69,14 +62,13 @@ def evaluate_gate(snap: GateSnapshot, cfg: PostgresChecksConfig) -> list[CheckRe
     """
     results = [evaluate_connections(**snap.connections, cfg=cfg), evaluate_replication_lag(snap.replicas, cfg)]
     if snap.lock_holder:
-        results.append(CheckResult("maintenance.lock", Status.CRITICAL, runbook=section("maintenance.lock"),
-                                   message=f"another maintenance run holds the advisory lock: {snap.lock_holder}"))
+        results.append(registry.MAINTENANCE_LOCK.result(
+            Status.CRITICAL, f"another maintenance run holds the advisory lock: {snap.lock_holder}"))
     if snap.backup_error:
-        results.append(CheckResult("maintenance.backup_running", Status.UNKNOWN, runbook=section("maintenance.backup"),
-                                   message=f"cannot tell whether a backup is running: {snap.backup_error}"))
+        results.append(registry.MAINTENANCE_BACKUP_RUNNING.unknown(
+            f"cannot tell whether a backup is running: {snap.backup_error}"))
     elif snap.backup:
-        results.append(CheckResult("maintenance.backup_running", Status.CRITICAL, runbook=section("maintenance.backup"),
-                                   message=f"a backup is running: {snap.backup}"))
+        results.append(registry.MAINTENANCE_BACKUP_RUNNING.result(Status.CRITICAL, f"a backup is running: {snap.backup}"))
     return results
 
 
@@ -93,7 +85,6 @@ def gate_checks(config: StreamflowOpsConfig) -> list[CheckResult]:
             snap = read_gate(conn, config)
     except Exception as exc:  # noqa: BLE001 - unreachable or failing: destructive steps must not run
         log.warning("maintenance gate probe failed: %s", exc)
-        return [CheckResult("maintenance.gate", Status.UNKNOWN, runbook=section("postgres.reachable"),
-                            message=f"cannot read the maintenance gate from PostgreSQL "
-                                    f"({config.warehouse.conn_id}): {describe_error(exc)}")]
+        return [registry.MAINTENANCE_GATE.unknown(f"cannot read the maintenance gate from PostgreSQL "
+                                                  f"({config.warehouse.conn_id}): {describe_error(exc)}")]
     return evaluate_gate(snap, config.postgres_checks)

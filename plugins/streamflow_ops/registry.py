@@ -61,6 +61,8 @@ class CheckSpec:
     alert: str | None = None  # the runbook's alert of the same meaning, e.g. "KafkaConsumerLagHigh"
     thresholds: tuple[str, ...] = ()  # config keys of its bands, e.g. ("kafka.lag_warning", ...)
     in_sweep: bool = True  # False for maintenance actions and preflight verdicts
+    # Namespace-scoped checks cite the section of the subject's namespace ("<namespace>/..." subjects).
+    subject_runbooks: tuple[tuple[str, str], ...] = ()
 
     @property
     def component(self) -> str:
@@ -77,10 +79,7 @@ class CheckSpec:
 
     def runbook_for(self, subject: str = "") -> str:
         """The heading for one subject: a namespace-scoped check cites its namespace's section."""
-        namespace = subject.split("/", 1)[0]
-        if self.name in _BY_NAMESPACE and namespace in NAMESPACE_SECTIONS:
-            return NAMESPACE_SECTIONS[namespace]
-        return self.runbook
+        return dict(self.subject_runbooks).get(subject.split("/", 1)[0], self.runbook)
 
     def result(self, status: Status, message: str, *, subject: str = "", step: str | None = None,
                **fields) -> CheckResult:
@@ -102,7 +101,6 @@ class CheckSpec:
 
 
 SPECS: dict[str, CheckSpec] = {}
-_BY_NAMESPACE: set[str] = set()
 
 
 def _spec(name: str, family: str, runbook: str, first_step: str, **kwargs) -> CheckSpec:
@@ -197,6 +195,7 @@ POSTGRES_BACKUP_AGE = _spec(
 # --- Kubernetes ----------------------------------------------------------------------------------
 KUBERNETES_PODS = _spec(
     "kubernetes.pods", "kubernetes", "Appendix: Useful Commands > Kubernetes", connection="kubernetes.conn_id",
+    subject_runbooks=tuple(NAMESPACE_SECTIONS.items()),
     thresholds=("kubernetes.restart_warning", "kubernetes.not_ready_grace_s"),
     first_step="describe the pod and read its events and logs (kubectl describe pod / get events)")
 KUBERNETES_STRIMZI = _spec(
@@ -211,15 +210,16 @@ KUBERNETES_FLINK = _spec(
 KUBERNETES_PVC_USAGE = _spec(
     "kubernetes.pvc_usage", "kubernetes", "Alert Response Procedures > Alert: PostgresPVCNearlyFull",
     alert="PostgresPVCNearlyFull", connection="monitoring.prometheus_conn_id",
+    subject_runbooks=(("streamflow-kafka", KAFKA_BROKER_DOWN),),
     thresholds=("kubernetes.pvc_warning_ratio", "kubernetes.pvc_critical_ratio"),
     first_step="find what fills it: PostgreSQL - delete old bronze data (bronze_retention) and vacuum; "
                "Kafka - delete old log segments; then expand the PVC")
 KUBERNETES_EXPECTED_WORKLOADS = _spec(
     "kubernetes.expected_workloads", "kubernetes", "Quick Reference > Critical Commands",
     connection="kubernetes.conn_id", thresholds=("kubernetes.expected_workloads",),
+    subject_runbooks=tuple(NAMESPACE_SECTIONS.items()),
     first_step="list the namespace's deployments and pods (kubectl get deployments,pods -n <namespace>) "
                "and describe what is missing")
-_BY_NAMESPACE.update({KUBERNETES_EXPECTED_WORKLOADS.name, KUBERNETES_PODS.name})
 
 # --- Airflow -------------------------------------------------------------------------------------
 AIRFLOW_SCHEDULER_HEARTBEAT = _spec(

@@ -47,13 +47,12 @@ def write_audit(conn, record: AuditRecord, ops_schema: str = "ops") -> int:
 
 def write_results(conn, sweep_id: str, results: Iterable[CheckResult], checked_at: datetime | None = None,
                   ops_schema: str = "ops") -> int:
-    """Store one sweep's results; the runbook section goes into details so that rows stay actionable."""
+    """Store one sweep's results, each with the runbook heading the on-call should open (not null)."""
     checked_at = checked_at or datetime.now(timezone.utc)
     rows = []
     for result in results:
         row = result.to_dict()
-        row.update(sweep_id=sweep_id, checked_at=checked_at,
-                   details=Jsonb({**result.details, "runbook": row.pop("runbook")}))
+        row.update(sweep_id=sweep_id, checked_at=checked_at, details=Jsonb(result.details))
         rows.append(row)
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(load_sql("insert_health_result.sql", ops=ops_schema), rows)

@@ -36,7 +36,7 @@ def at_ms(ms: float, plus_s: float = 0) -> datetime:
 def test_running_job_is_ok():
     result = ev.evaluate_job_running(fl("jobs_overview")["jobs"], HEALTHY)
     assert result.status is Status.OK and result.details["job_id"] == NAMES["healthy_id"]
-    assert result.subject == HEALTHY and result.runbook.startswith("Runbook 5.1")
+    assert result.subject == HEALTHY and result.runbook == "Alert Response Procedures > Alert: FlinkJobNotRunning"
 
 
 def test_several_jobs_with_the_name_the_newest_live_one_is_judged():

@@ -62,7 +62,7 @@ def test_pods_bands(names, expected, fragment):
     assert result.status is expected
     assert fragment in result.message
     assert result.subject == "streamflow-x"
-    assert result.runbook.startswith("Runbook 3.1")
+    assert result.runbook == "Appendix: Useful Commands > Kubernetes"  # no section of its own
 
 
 def test_pods_worst_first_and_every_unhealthy_pod_in_details():

@@ -28,7 +28,7 @@ def test_targets_down_warns_and_names_them():
     assert "1 of 5 Prometheus targets down: flink-jobmanager/10.42.0.33:9249" in result.message
     assert "connection refused" in result.message
     assert result.details["down"][0]["scrapeUrl"] == "http://10.42.0.33:9249/metrics"
-    assert result.runbook.startswith("Runbook 8.1")
+    assert result.runbook.startswith("Service Health Checks > 5. Monitoring Stack")
 
 
 def test_targets_none_at_all_warns_and_api_error_is_unknown():

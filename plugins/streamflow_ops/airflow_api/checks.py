@@ -6,9 +6,8 @@ from datetime import datetime, timedelta
 from streamflow_ops.airflow_api import evaluators as ev
 from streamflow_ops.airflow_api.probes import AirflowApi
 from streamflow_ops.config import StreamflowOpsConfig
-from streamflow_ops.connections import connection_defined
-from streamflow_ops.results import CheckResult, guarded, skipped
-from streamflow_ops.runbook import section
+from streamflow_ops.registry import Family, register, run_guarded
+from streamflow_ops.results import CheckResult
 from streamflow_ops.timeutil import utcnow
 
 # Enough newest runs to see a streak past a few queued/running ones.
@@ -16,17 +15,26 @@ RECENT_RUNS = 25
 
 
 def run_checks(config: StreamflowOpsConfig, now: datetime | None = None) -> list[CheckResult]:
+    return run_guarded(config, FAMILY.specs, lambda: _run(config, utcnow(now)))
+
+
+def _run(config: StreamflowOpsConfig, now: datetime) -> list[CheckResult]:
     cfg = config.airflow_api
-    if not connection_defined(cfg.conn_id):
-        return [skipped(name, cfg.conn_id, section(name)) for name in (ev.HEARTBEAT, ev.FAILED_RUNS)]
-    now, api = utcnow(now), AirflowApi(cfg)
-    results = guarded(ev.HEARTBEAT, lambda: ev.evaluate_heartbeat(api.health(), now, cfg.heartbeat_warning_s,
-                                                                  cfg.heartbeat_critical_s),
-                      runbook=section(ev.HEARTBEAT))
+    api = AirflowApi(cfg)
+    results = ev.HEARTBEAT.guarded(lambda: ev.evaluate_heartbeat(api.health(), now, cfg.heartbeat_warning_s,
+                                                                cfg.heartbeat_critical_s))
     for dag_id in cfg.watched_dags:
-        results += guarded(ev.FAILED_RUNS, lambda d=dag_id: dag_runs(api, d, config, now),
-                           subject=dag_id, runbook=section(ev.FAILED_RUNS))
+        results += ev.FAILED_RUNS.guarded(lambda d=dag_id: dag_runs(api, d, config, now), subject=dag_id)
+    results += ev.EXPECTED_DAGS.guarded(lambda: expected_dags(api, cfg.expected_dags))
+    # Last: it judges what the API server answered to every call above.
+    results.append(ev.evaluate_api_server(api.answered, api.server_errors,
+                                          str(api.last_error) if api.last_error else None))
     return results
+
+
+def expected_dags(api: AirflowApi, expected: list[str]) -> CheckResult:
+    """airflow.expected_dags: each expected DAG (GET /api/v2/dags/<id>) and the import errors."""
+    return ev.evaluate_expected_dags(expected, {dag_id: api.dag(dag_id) for dag_id in expected}, api.import_errors())
 
 
 def dag_runs(api: AirflowApi, dag_id: str, config: StreamflowOpsConfig, now: datetime) -> CheckResult:
@@ -38,3 +46,6 @@ def dag_runs(api: AirflowApi, dag_id: str, config: StreamflowOpsConfig, now: dat
     recent = api.recent_runs(dag_id, max(RECENT_RUNS, cfg.consecutive_failures_critical + 10))
     return ev.evaluate_dag_runs(dag_id, dag, failed, recent, cfg.failed_runs_window_h,
                                 cfg.consecutive_failures_critical)
+
+
+FAMILY = register(Family("airflow", run_checks))

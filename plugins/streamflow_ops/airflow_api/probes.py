@@ -31,25 +31,50 @@ class AirflowApi:
     def __init__(self, config: AirflowApiConfig):
         self._config = config
         self.http = HttpJson(config.conn_id, config.connect_timeout_s, config.request_timeout_s)
+        # What the API server itself said during this run, for airflow.api_server.
+        self.answered = 0
+        self.server_errors: list[str] = []
+        self.last_error: ProbeError | None = None
+
+    def _request(self, method: str, endpoint: str, **kwargs: Any) -> tuple[int, Any]:
+        """Every call goes through here, so a 5xx is remembered as a finding before it is re-raised."""
+        try:
+            answer = self.http.request(method, endpoint, **kwargs)
+        except ProbeError as exc:
+            self.last_error = exc
+            if exc.status is not None:
+                self.answered += 1
+                if exc.status >= 500:
+                    self.server_errors.append(str(exc))
+            raise
+        self.answered += 1
+        return answer
 
     def health(self) -> dict[str, Any]:
         """GET /api/v2/monitor/health: needs no authentication."""
-        return self.http.get("/api/v2/monitor/health", auth=no_credentials)[1]
+        return self._request("GET", "/api/v2/monitor/health", auth=no_credentials)[1]
 
     def dag(self, dag_id: str) -> dict[str, Any] | None:
         """The DAG, or None if Airflow does not know it."""
-        status, body = self.http.get(f"/api/v2/dags/{dag_id}", auth=self._bearer(), accept=(404,))
+        status, body = self._request("GET", f"/api/v2/dags/{dag_id}", auth=self._bearer(), accept=(404,))
         return None if status == 404 else body
+
+    def import_errors(self, limit: int = 100) -> list[dict[str, Any]]:
+        """GET /api/v2/importErrors: files the DAG processor could not parse (filename, stack_trace)."""
+        return list(self._request("GET", "/api/v2/importErrors", params={"limit": limit},
+                                  auth=self._bearer())[1]["import_errors"])
 
     def failed_runs_since(self, dag_id: str, since: datetime) -> int:
         """How many runs failed (ended) since `since`: counted by the API, however many runs there were."""
         params = {"state": "failed", "end_date_gte": _iso(since), "limit": 1}
-        return int(self.http.get(f"/api/v2/dags/{dag_id}/dagRuns", params, auth=self._bearer())[1]["total_entries"])
+        return int(self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params=params,
+                                 auth=self._bearer())[1]["total_entries"])
 
     def recent_runs(self, dag_id: str, limit: int) -> list[dict[str, Any]]:
         """The newest runs first (by run_after, which every run has, manual or scheduled)."""
         params = {"order_by": "-run_after", "limit": limit}
-        return list(self.http.get(f"/api/v2/dags/{dag_id}/dagRuns", params, auth=self._bearer())[1]["dag_runs"])
+        return list(self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params=params,
+                                  auth=self._bearer())[1]["dag_runs"])
 
     def _bearer(self) -> BearerAuth | None:
         """login+password -> POST /auth/token; password alone is the token; neither -> extra headers only."""
@@ -66,8 +91,8 @@ class AirflowApi:
         if not conn.login:
             return BearerAuth(conn.password) if conn.password else None
         try:
-            _, body = self.http.request("POST", "/auth/token", auth=no_credentials,
-                                        json_body={"username": conn.login, "password": conn.password or ""})
+            _, body = self._request("POST", "/auth/token", auth=no_credentials,
+                                    json_body={"username": conn.login, "password": conn.password or ""})
             return BearerAuth(body["access_token"])
         except ProbeError as exc:
             return ProbeError(f"could not get an API token for '{conn.login}': {exc}")

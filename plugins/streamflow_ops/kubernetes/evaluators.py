@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
 from typing import Any, Iterable
 
 from streamflow_ops.results import CheckResult, Status, worst
 from streamflow_ops import registry
+from streamflow_ops.config import ExpectedWorkload
 from streamflow_ops.timeutil import human_duration, parse_time
 
 PODS = registry.KUBERNETES_PODS
@@ -275,3 +277,101 @@ def evaluate_flink_workloads(name: str, namespace: str, selector: str,
         level = Status.OK
     hint = "" if level is Status.OK else f" - kubectl get deploy,pods -l '{selector}' -n {namespace}"
     return CheckResult(status=level, details=details, **base, message=f"Flink {subject} (Deployments): {summary}{hint}")
+
+
+# --- kubernetes.expected_workloads ---------------------------------------------------------------------
+
+def _pod_serving(pod: dict[str, Any]) -> bool:
+    """Running and Ready: a pod that counts as one replica of what the runbook expects."""
+    status = pod.get("status") or {}
+    ready = {c.get("type"): c.get("status") for c in status.get("conditions", [])}.get("Ready")
+    return status.get("phase") == "Running" and ready == "True" and not pod["metadata"].get("deletionTimestamp")
+
+
+def _matches(pod: dict[str, Any], workload: ExpectedWorkload) -> bool:
+    name, labels = pod["metadata"]["name"], pod["metadata"].get("labels") or {}
+    if not any(fnmatchcase(name, pattern) for pattern in (workload.pod, *workload.alternatives)):
+        return False
+    if workload.label:
+        key, _, value = workload.label.partition("=")
+        return labels.get(key) == value
+    return True
+
+
+def evaluate_expected_workloads(namespace: str, pods: list[dict[str, Any]], expected: Iterable[ExpectedWorkload],
+                                executor: str) -> CheckResult:
+    """The runbook's inventory of one namespace against its pods: every workload present with its replicas.
+
+    Counted are Running and Ready pods. Fewer than expected is a warning; a single-instance core workload
+    (broker, JobManager, PostgreSQL primary, scheduler) with no serving pod is critical. An empty
+    namespace is therefore a finding, never silence.
+    """
+    wanted = [w for w in expected if w.executor in (None, executor)]
+    counts = [(w, sum(1 for p in pods if _matches(p, w) and _pod_serving(p))) for w in wanted]
+    short = [(w, n) for w, n in counts if n < w.replicas]
+    details = {"namespace": namespace, "pods_total": len(pods), "executor": executor,
+               "workloads": [{"pod": w.pod, "alternatives": w.alternatives, "label": w.label,
+                              "description": w.description, "expected": w.replicas, "serving": n, "core": w.core}
+                             for w, n in counts]}
+    threshold = "warning: fewer serving pods than expected; critical: a core single-instance workload absent"
+
+    def name(w: ExpectedWorkload) -> str:
+        return " or ".join((w.pod, *w.alternatives)) + (f" [{w.label}]" if w.label else "")
+
+    if not short:
+        return EXPECTED_WORKLOADS.result(Status.OK, subject=namespace, value=0, threshold=threshold, details=details,
+                                         message=f"all {len(wanted)} expected workloads of {namespace} serving "
+                                                 f"({len(pods)} pods)")
+    core_absent = [w for w, n in short if w.core and n == 0]
+    listed = "; ".join(f"{w.description or name(w)} ({name(w)}): {n}/{w.replicas} serving" for w, n in short)
+    empty = f"namespace {namespace} has no pods at all: " if not pods else ""
+    return EXPECTED_WORKLOADS.result(
+        Status.CRITICAL if core_absent else Status.WARNING, subject=namespace, value=len(short),
+        threshold=threshold, details=details,
+        message=f"{empty}{len(short)} of {len(wanted)} expected workloads short in {namespace}: {listed}",
+        step=EXPECTED_WORKLOADS.first_step.replace("<namespace>", namespace))
+
+
+# --- kubernetes.pvc_usage ------------------------------------------------------------------------------
+
+def _series(vector: list[dict[str, Any]], namespaces: set[str]) -> dict[tuple[str, str], float]:
+    """A Prometheus instant vector -> {(namespace, pvc): value}, streamflow namespaces only."""
+    out = {}
+    for sample in vector:
+        labels = sample.get("metric") or {}
+        key = (labels.get("namespace", ""), labels.get("persistentvolumeclaim", ""))
+        if key[0] in namespaces and key[1]:
+            out[key] = float(sample["value"][1])
+    return out
+
+
+def evaluate_pvc_usage(used: list[dict[str, Any]], capacity: list[dict[str, Any]], namespaces: Iterable[str],
+                       warning_ratio: float, critical_ratio: float) -> list[CheckResult]:
+    """kubelet_volume_stats_used_bytes / capacity_bytes per PVC: warning from `warning_ratio`, critical
+    above `critical_ratio` (runbook PostgresPVCNearlyFull: > 80 % warning, > 95 % critical).
+
+    No series at all for the streamflow namespaces means Prometheus does not see the kubelet's volume
+    statistics: unknown, because a full disk would go unseen."""
+    scope = set(namespaces)
+    used_by, capacity_by = _series(used, scope), _series(capacity, scope)
+    threshold = f"warning >= {warning_ratio:.0%}, critical > {critical_ratio:.0%} used"
+    if not used_by:
+        return [PVC_USAGE.unknown(f"Prometheus has no kubelet_volume_stats_used_bytes series for "
+                                  f"{', '.join(sorted(scope))}: is the kubelet scraped (kube-prometheus-stack)?")]
+    results = []
+    for (namespace, pvc), used_bytes in sorted(used_by.items()):
+        subject, total = f"{namespace}/{pvc}", capacity_by.get((namespace, pvc))
+        if not total:
+            results.append(PVC_USAGE.unknown(f"{subject}: {used_bytes / 2**30:.1f} GiB used, capacity unknown "
+                                             f"(no kubelet_volume_stats_capacity_bytes)", subject=subject))
+            continue
+        ratio = used_bytes / total
+        status = (Status.CRITICAL if ratio > critical_ratio else Status.WARNING if ratio >= warning_ratio
+                  else Status.OK)
+        step = ("Kafka: delete old log segments, then expand the PVC" if namespace == "streamflow-kafka"
+                else None)
+        results.append(PVC_USAGE.result(
+            status, subject=subject, value=round(ratio * 100, 1), threshold=threshold, step=step,
+            details={"used_bytes": used_bytes, "capacity_bytes": total},
+            message=f"{subject}: {ratio:.0%} used ({used_bytes / 2**30:.1f} of {total / 2**30:.1f} GiB)"))
+    return results

@@ -4,8 +4,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from streamflow_ops import registry
 from streamflow_ops.results import CheckResult, Status
-from streamflow_ops.runbook import section
 
 log = logging.getLogger(__name__)
 TITLE = "StreamFlow maintenance window"
@@ -22,18 +22,19 @@ def step_results(values: dict[str, Any]) -> list[CheckResult]:
     """Pure: XCom values by task id -> CheckResults. A step without a result failed or never ran."""
     results: list[CheckResult] = []
     for task_id, value in values.items():
+        name = f"maintenance.{task_id.split('.', 1)[0]}"
+        # The step's own runbook section; a step the registry does not know cites the window's.
+        runbook = registry.SPECS.get(name, registry.MAINTENANCE_REPORT).runbook
         items = value if isinstance(value, list) else [value]
         for item in items:
             if isinstance(item, dict) and {"check_name", "status", "message"} <= item.keys():
                 results.append(CheckResult.from_dict(item))
             elif item is None:
-                results.append(CheckResult(f"maintenance.{task_id.split('.', 1)[0]}", Status.CRITICAL,
-                                           runbook=section("maintenance.preflight"),
+                results.append(CheckResult(name, Status.CRITICAL, runbook=runbook,
                                            message=f"step {task_id} produced no result: it failed or did not run "
-                                                   f"(see its task log)"))
+                                                   f"(see its task log) - {registry.MAINTENANCE_REPORT.first_step}"))
             else:
-                results.append(CheckResult(f"maintenance.{task_id.split('.', 1)[0]}", Status.OK,
-                                           message=str(item)[:500]))
+                results.append(CheckResult(name, Status.OK, runbook=runbook, message=str(item)[:500]))
     return results
 
 

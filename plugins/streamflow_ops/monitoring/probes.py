@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamflow_ops.config import MonitoringConfig
-from streamflow_ops.http_probe import HttpJson
+from streamflow_ops.http_probe import HttpJson, ProbeError
 
 
 def _client(config: MonitoringConfig, conn_id: str) -> HttpJson:
@@ -14,6 +14,14 @@ def _client(config: MonitoringConfig, conn_id: str) -> HttpJson:
 def prometheus_targets(config: MonitoringConfig) -> dict[str, Any]:
     """GET /api/v1/targets?state=active: the scrape targets and their health."""
     return _client(config, config.prometheus_conn_id).get("/api/v1/targets", {"state": "active"})[1]
+
+
+def prometheus_query(config: MonitoringConfig, promql: str) -> list[dict[str, Any]]:
+    """GET /api/v1/query: the instant vector of `promql` (data.result); an error status raises."""
+    body = _client(config, config.prometheus_conn_id).get("/api/v1/query", {"query": promql})[1]
+    if body.get("status") != "success":
+        raise ProbeError(f"Prometheus query {promql!r} failed: {body.get('errorType')}: {body.get('error')}")
+    return list(body["data"]["result"])
 
 
 def alertmanager_alerts(config: MonitoringConfig) -> list[dict[str, Any]]:

@@ -63,14 +63,3 @@ def test_trigger_forms_explain_themselves(dag_bag):
             assert len(param.description or "") > 10, f"{dag_id}: param '{name}' has no description"
             if schema.get("type") in ("integer", "number"):
                 assert "minimum" in schema and "maximum" in schema, f"{dag_id}: param '{name}' has no min/max"
-
-
-def test_every_pool_a_task_names_is_in_airflow_settings(dag_bag):
-    """A task in a pool that does not exist stays scheduled forever, with only a scheduler log line."""
-    import yaml
-
-    settings = yaml.safe_load((REPO / "airflow_settings.yaml").read_text())["airflow"]
-    defined = {pool["pool_name"] for pool in settings.get("pools") or []} | {"default_pool"}
-    for dag_id, dag in dag_bag.dags.items():
-        for task in dag.tasks:
-            assert task.pool in defined, f"{dag_id}.{task.task_id} uses undefined pool '{task.pool}'"

@@ -6,7 +6,8 @@ any number in 0..3 would read as healthy or as an alarm; skipped checks are coun
 `streamflow_ops_sweep_checks{status="skipped"}`. A sweep whose checks were all skipped is unknown (3).
 
 Each push PUTs the whole group `job=streamflow_ops_health_sweep`, so a check that disappeared from
-the sweep also disappears from Prometheus instead of repeating its last value forever.
+the sweep also disappears from Prometheus instead of repeating its last value forever. The alert task
+pushes the alert state (open incidents, owed deliveries, orphans, flapping) to `job=streamflow_ops_alerting`.
 """
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ import time
 from collections import Counter
 from typing import Iterable
 
+from streamflow_ops.alerting.state import AlertState
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.results import CheckResult, Status, worst
 
 JOB = "streamflow_ops_health_sweep"
+ALERT_JOB = "streamflow_ops_alerting"
 STATUS_CODE = {Status.OK: 0, Status.WARNING: 1, Status.CRITICAL: 2, Status.UNKNOWN: 3}
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -79,8 +82,29 @@ def render_metrics(results: list[CheckResult], duration_s: float, finished_at: f
     return "\n".join(lines) + "\n"
 
 
-def push_sweep_metrics(config: StreamflowOpsConfig, results: list[CheckResult], duration_s: float) -> str:
-    """Push the sweep's metrics when the Pushgateway connection is defined; returns a one-line outcome.
+def render_alert_metrics(states: Iterable[AlertState]) -> str:
+    """What people are owed and what is open, from ops.alert_state (pure)."""
+    states = list(states)
+    owed = Counter()
+    for s in states:
+        owed["pagerduty"] += bool(s.pending_page)
+        owed["slack"] += bool(s.pending_slack)
+    lines = _family("streamflow_ops_alert_open_incidents",
+                    "PagerDuty incidents this package opened and has not resolved.",
+                    [("", sum(s.incident_open for s in states))])
+    lines += _family("streamflow_ops_alert_owed_deliveries",
+                     "Checks with a notification still owed after a failed or impossible delivery, by channel.",
+                     ((_labels(channel=channel), owed[channel]) for channel in ("pagerduty", "slack")))
+    lines += _family("streamflow_ops_alert_orphans",
+                     "Problems whose check is no longer configured (skipped): close their incidents by hand.",
+                     [("", sum(s.orphan for s in states))])
+    lines += _family("streamflow_ops_alert_flapping", "Checks currently damped as flapping (not paged).",
+                     [("", sum(s.flapping for s in states))])
+    return "\n".join(lines) + "\n"
+
+
+def _push(config: StreamflowOpsConfig, job: str, body: str) -> str:
+    """PUT the whole group `job` when the Pushgateway connection is defined; returns a one-line outcome.
 
     A refused or failed push raises (HttpHook checks the response), so the calling task retries it and
     the failure shows instead of a dashboard that silently stops moving.
@@ -92,9 +116,18 @@ def push_sweep_metrics(config: StreamflowOpsConfig, results: list[CheckResult], 
     conn_id = config.monitoring.pushgateway_conn_id
     if not connection_defined(conn_id):
         return f"metrics not pushed: Airflow connection '{conn_id}' is not defined"
-    body = render_metrics(results, duration_s, time.time())
     hook = HttpHook(method="PUT", http_conn_id=conn_id)
-    hook.run(f"/metrics/job/{JOB}", data=body.encode(), headers={"Content-Type": CONTENT_TYPE},
+    hook.run(f"/metrics/job/{job}", data=body.encode(), headers={"Content-Type": CONTENT_TYPE},
              extra_options={"timeout": config.monitoring.request_timeout_s})
     series = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
-    return f"metrics pushed: {series} series to '{conn_id}' (job {JOB})"
+    return f"metrics pushed: {series} series to '{conn_id}' (job {job})"
+
+
+def push_sweep_metrics(config: StreamflowOpsConfig, results: list[CheckResult], duration_s: float) -> str:
+    """The sweep's check metrics (group JOB)."""
+    return _push(config, JOB, render_metrics(results, duration_s, time.time()))
+
+
+def push_alert_metrics(config: StreamflowOpsConfig, states: list[AlertState]) -> str:
+    """The alert state's metrics, in their own group (ALERT_JOB) so that neither push erases the other."""
+    return _push(config, ALERT_JOB, render_alert_metrics(states))

@@ -1,175 +1,256 @@
-"""Alerting: which changes are news (pure), the Slack Block Kit message, the PagerDuty events, and real
-deliveries through SlackWebhookHook and PagerdutyEventsAsyncHook to local servers that answer like them."""
+"""The alert state machine (pure): what is owed after each sweep, what a delivery acknowledges, and the
+Slack and PagerDuty payloads. No Airflow, no network: sequences of sweeps on in-memory rows."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from streamflow_ops import registry
 from streamflow_ops.alerting import pagerduty, slack
-from streamflow_ops.alerting.changes import ChangeKind, History, detect_changes, dedup_key
-from streamflow_ops.alerting.notify import deliver
-from streamflow_ops.config import load_config
+from streamflow_ops.alerting.run import ALERT_NAMES
+from streamflow_ops.alerting.state import (CHANGE, FLAPPING, NOT_MEASURED, ORPHAN, RESOLVE, TRIGGER, AlertState,
+                                           ChangeKind, Policy, advance, dedup_key, flips, page_delivered,
+                                           slack_delivered)
 from streamflow_ops.results import CheckResult, Status
-from tests.fakes.payloads import load
-from tests.health.fake_alerts import PD_ROUTING_KEY as PD_KEY, alert_far_ends, pd_actions, slack_answer
 
 C, W, U, O, S = Status.CRITICAL, Status.WARNING, Status.UNKNOWN, Status.OK, Status.SKIPPED
+T0 = datetime(2026, 11, 29, tzinfo=timezone.utc)
+AM = registry.MONITORING_ALERTMANAGER.name
+POLICY = Policy(flap_threshold=3, flap_window=6)
 
 
-def result(status, check="postgres.backup_age", subject="", value=None):
+def result(status, check="postgres.backup_age", subject="", value=None, details=None):
     return CheckResult(check, status, f"{check} is {status.value}", subject=subject, value=value,
-                       threshold="warning > 26 h", runbook="Runbook 6.7 PostgreSQL: stale backups")
+                       threshold="warning > 26 h", runbook="Backup and Recovery > Automated Backups",
+                       details=details or {})
 
 
-def hist(last=None, before=None, known=None, in_previous=True):
-    return History(last, before, known if known is not None else (last if last in (C, W, O) else None), in_previous)
+class Sweeps:
+    """Rows as ops.alert_state would hold them, moved sweep by sweep; `deliver()` acknowledges all owed."""
+
+    def __init__(self, policy: Policy = POLICY):
+        self.policy, self.n, self.states = policy, 0, {}
+        self.pages: list[tuple[str, str]] = []  # acknowledged PagerDuty actions
+        self.told: list[tuple[str, str, str]] = []  # acknowledged Slack items (item, check, subject)
+
+    def sweep(self, *results: CheckResult, deliver: bool = True) -> dict:
+        self.n += 1
+        step = advance(self.states, list(results), f"sweep-{self.n}", T0 + timedelta(hours=self.n), self.policy,
+                       ALERT_NAMES, AM)
+        self.states = step.merged(self.states)
+        if deliver:
+            self.deliver()
+        return self.states
+
+    def deliver(self) -> None:
+        at = T0 + timedelta(hours=self.n, minutes=1)
+        for key, state in list(self.states.items()):
+            if state.pending_page:
+                self.pages.append((state.pending_page, dedup_key(*key)))
+                state = page_delivered(state, state.pending_page, at)
+            if state.pending_slack:
+                self.told += [(item, *key) for item in state.pending_slack]
+                state = slack_delivered(state, state.pending_slack, at)
+            self.states[key] = state
+
+    def row(self, check="postgres.backup_age", subject="") -> AlertState:
+        return self.states[(check, subject)]
 
 
-@pytest.mark.parametrize("past, now, kind, action", [
-    (None, O, None, None),                         # first sweep, healthy: nothing to say
-    (None, C, ChangeKind.NEW, "trigger"),          # first sweep, already broken: news
-    (hist(O), W, ChangeKind.NEW, None),            # warnings never page
-    (hist(O), C, ChangeKind.NEW, "trigger"),
-    (hist(W), C, ChangeKind.ESCALATION, "trigger"),
-    (hist(C), W, ChangeKind.DEESCALATION, "resolve"),
-    (hist(C), O, ChangeKind.RESOLUTION, "resolve"),
-    (hist(W), O, ChangeKind.RESOLUTION, None),
-    (hist(C), C, None, None),                      # still critical: silence (PagerDuty already has it)
-    (hist(W), W, None, None),
-    (hist(O), O, None, None),
-    (hist(O), U, None, None),                      # one failed probe: silence
-    (hist(U, O), U, ChangeKind.BLIND, None),       # failing twice in a row: told once, never paged
-    (hist(U, U, O), U, None, None),                # ...and not again
-    (hist(C), U, None, None),                      # critical -> unknown: neither resolved nor re-paged
-    (hist(U, C, C), C, None, None),                # critical -> unknown -> critical: one incident
-    (hist(U, C, C), O, ChangeKind.RESOLUTION, "resolve"),
-    (hist(S), S, None, None), (hist(O), S, None, None),
+@pytest.mark.parametrize("told, now, kind, page", [
+    (None, O, None, None),                          # first sweep, healthy: nothing to say
+    (None, C, ChangeKind.NEW, TRIGGER),             # first sweep, already broken: news and a page
+    (O, W, ChangeKind.NEW, None),                   # warnings never page
+    (W, C, ChangeKind.ESCALATION, TRIGGER),
+    (C, W, ChangeKind.DEESCALATION, RESOLVE),
+    (C, O, ChangeKind.RESOLUTION, RESOLVE),
+    (W, O, ChangeKind.RESOLUTION, None),
+    (C, C, None, None),                             # still critical: silence (PagerDuty already has it)
+    (W, W, None, None),
 ])
-def test_state_changes(past, now, kind, action):
-    history = {("postgres.backup_age", ""): past} if past else {}
-    changes = detect_changes(history, [result(now)])
-    assert [c.kind for c in changes] == ([kind] if kind else [])
-    if kind:
-        assert changes[0].page_action == action
+def test_owed_follows_from_what_people_were_told(told, now, kind, page):
+    sweeps = Sweeps()
+    if told:
+        sweeps.sweep(result(told))
+    state = sweeps.sweep(result(now), deliver=False)[("postgres.backup_age", "")]
+    assert state.change_kind is kind and state.pending_page == page
 
 
-def test_vanished_problem_resolves_only_when_its_family_answered():
-    history = {("postgres.dead_tuples", "silver.dropped"): hist(W), ("kafka.consumer_lag", "g1"): hist(C)}
-    current = [result(O, "postgres.dead_tuples", "silver.other"), result(U, "kafka.broker_reachable")]
-    changes = detect_changes(history, current)
-    assert [(c.kind, c.key) for c in changes] == [(ChangeKind.RESOLUTION, ("postgres.dead_tuples", "silver.dropped"))]
-    # Reported as resolved once: a key absent from the previous sweep is history, not news.
-    stale = {("postgres.dead_tuples", "silver.dropped"): hist(W, in_previous=False)}
-    assert detect_changes(stale, current) == []
+@pytest.mark.parametrize("lost", [U, S])
+def test_unknown_and_skipped_resolve_nothing(lost):
+    sweeps = Sweeps()
+    sweeps.sweep(result(C))
+    sweeps.sweep(result(lost), result(O, "postgres.reachable"))  # the family answered other checks
+    state = sweeps.row()
+    assert state.status is C and state.incident_open and state.pending_page is None
+    assert sweeps.pages == [(TRIGGER, "streamflow-ops/postgres.backup_age")]
+    assert (CHANGE, "postgres.backup_age", "") not in sweeps.told[1:]
 
 
-def test_subjects_are_tracked_separately_and_worst_comes_first():
-    history = {("kafka.consumer_lag", "a"): hist(O), ("kafka.consumer_lag", "b"): hist(C)}
-    changes = detect_changes(history, [result(W, "kafka.consumer_lag", "a"), result(O, "kafka.consumer_lag", "b"),
-                                       result(C, "flink.job_running")])
-    assert [(c.result.check_name, c.result.subject, c.kind) for c in changes] == [
-        ("flink.job_running", "", ChangeKind.NEW), ("kafka.consumer_lag", "a", ChangeKind.NEW),
-        ("kafka.consumer_lag", "b", ChangeKind.RESOLUTION)]
+def test_probe_failure_with_empty_subject_keeps_every_subject_open():
+    """postgres/checks.py reports a failed dead-tuples probe as one unknown with an empty subject."""
+    sweeps = Sweeps()
+    sweeps.sweep(result(W, "postgres.dead_tuples", "silver.a"), result(C, "kafka.consumer_lag", "g1"))
+    sweeps.sweep(result(U, "postgres.dead_tuples"), result(O, "postgres.reachable"),
+                 result(U, "kafka.consumer_lag"), result(O, "kafka.broker_reachable"))
+    assert sweeps.row("postgres.dead_tuples", "silver.a").status is W
+    assert sweeps.row("kafka.consumer_lag", "g1").incident_open
+    assert [p for p in sweeps.pages if p[0] == RESOLVE] == []
 
 
-def test_slack_message_has_summary_and_one_line_per_change_with_value_threshold_runbook():
-    changes = detect_changes({("business.fraud_rate", ""): hist(O)},
-                             [result(C, "postgres.backup_age", value=61.5), result(W, "business.fraud_rate", value=12)])
-    message = slack.build_message(changes, C, {"critical": 1, "warning": 1, "unknown": 0}, "scheduled__1")
-    blocks = message["blocks"]
-    assert blocks[0]["type"] == "header" and "CRITICAL" in blocks[0]["text"]["text"]
-    assert "2 changes" in blocks[1]["text"]["text"] and "2 new problems" in blocks[1]["text"]["text"]
-    lines = [b["text"]["text"] for b in blocks if b["type"] == "section"][1:]
-    assert len(lines) == 2
-    assert "*postgres.backup_age*" in lines[0] and "value: 61.5" in lines[0]
-    assert "threshold: warning > 26 h" in lines[0] and "Runbook 6.7" in lines[0]
-    assert message["text"] and "*" not in message["text"]
+def test_a_subject_resolves_when_its_own_check_answered_without_it():
+    sweeps = Sweeps()
+    sweeps.sweep(result(C, "kafka.consumer_lag", "gone"), result(O, "kafka.consumer_lag", "stays"))
+    sweeps.sweep(result(O, "kafka.consumer_lag", "stays"))
+    assert sweeps.pages == [(TRIGGER, dedup_key("kafka.consumer_lag", "gone")),
+                            (RESOLVE, dedup_key("kafka.consumer_lag", "gone"))]
+    assert "no longer reported" in sweeps.row("kafka.consumer_lag", "gone").result.message
+    sweeps.sweep(result(O, "kafka.consumer_lag", "stays"))  # healthy and gone: forgotten
+    assert ("kafka.consumer_lag", "gone") not in sweeps.states
 
 
-def test_slack_message_stays_within_block_kit_limits():
-    changes = detect_changes({}, [result(W, "postgres.dead_tuples", f"s.t{i}") for i in range(80)])
-    blocks = slack.build_message(changes, W, {}, "x")["blocks"]
-    assert len(blocks) <= 50 and "40 more" in json.dumps(blocks)
+def test_not_measured_is_told_once_after_two_failed_sweeps():
+    sweeps = Sweeps()
+    sweeps.sweep(result(O))
+    for _ in range(4):
+        sweeps.sweep(result(U))
+    assert sweeps.told == [(NOT_MEASURED, "postgres.backup_age", "")]
+    assert sweeps.row().status is O and sweeps.row().unmeasured_sweeps == 4
 
 
-def test_pagerduty_event_dedups_per_check_and_subject():
-    change = detect_changes({}, [result(C, "kafka.consumer_lag", "flink-fraud-detector", value=20000)])[0]
-    event = pagerduty.build_event(change, "run1")
-    assert event["action"] == "trigger" and event["severity"] == "critical"
-    assert event["dedup_key"] == dedup_key("kafka.consumer_lag", "flink-fraud-detector")
-    assert event["dedup_key"] != dedup_key("kafka.consumer_lag", "other")
-    assert event["custom_details"]["runbook"].startswith("Runbook")
+def test_family_failure_counts_as_not_measured_for_its_checks():
+    sweeps = Sweeps()
+    sweeps.sweep(result(C, "kafka.consumer_lag", "g1"))
+    crashed = CheckResult("kafka.sweep", U, "the check_kafka task produced no results (failed or timed out)")
+    sweeps.sweep(crashed)
+    sweeps.sweep(crashed)
+    assert sweeps.row("kafka.consumer_lag", "g1").incident_open
+    assert (NOT_MEASURED, "kafka.consumer_lag", "g1") in sweeps.told
+    sweeps.sweep(result(C, "kafka.consumer_lag", "g1"))  # the family is back: the sweep row is forgotten
+    assert ("kafka.sweep", "") not in sweeps.states and sweeps.pages == [(TRIGGER, dedup_key("kafka.consumer_lag", "g1"))]
 
 
-# --- deliveries to local servers -------------------------------------------------------------------
-
-@pytest.fixture
-def far_ends(monkeypatch):
-    with alert_far_ends(monkeypatch) as apis:
-        yield apis
-
-
-def send(changes, dry_run=False):
-    return deliver(load_config(), changes, C, {"critical": 1}, "sweep-1", dry_run=dry_run)
+def test_owed_deliveries_fold_into_the_current_state():
+    sweeps = Sweeps()
+    sweeps.sweep(result(C), deliver=False)  # nothing acknowledged: trigger and change owed
+    assert sweeps.row().pending_page == TRIGGER
+    sweeps.sweep(result(O), deliver=False)  # resolved before anybody was told
+    assert sweeps.row().pending_page is None and sweeps.row().pending_slack == ()
+    sweeps.sweep(result(W), deliver=False)  # a warning now: the change owed is ok -> warning, no page
+    assert sweeps.row().change_kind is ChangeKind.NEW and sweeps.row().pending_page is None
 
 
-def test_delivery_posts_block_kit_and_pagerduty_events_v2(far_ends):
-    slack_api, pd_api = far_ends
-    changes = detect_changes({("flink.job_running", ""): hist(C)},
-                             [result(C, "postgres.backup_age"), result(O, "flink.job_running")])
-    report = send(changes)
-    assert report.errors == [] and report.slack == "sent"
-    [post] = slack_api.calls("POST")
-    assert post.path == "/services/T0001/B0001/XXXXXXXX" and post.json()["blocks"][0]["type"] == "header"
-    assert pd_actions(pd_api) == [
-        ("trigger", "streamflow-ops/postgres.backup_age"), ("resolve", "streamflow-ops/flink.job_running")]
-    events = [r.json() for r in pd_api.calls("POST", "/v2/enqueue")]
-    assert all(e["routing_key"] == PD_KEY for e in events)
-    assert events[0]["payload"]["severity"] == "critical" and events[0]["payload"]["summary"]
+def test_a_retry_of_the_same_sweep_changes_nothing_twice():
+    sweeps = Sweeps()
+    sweeps.sweep(result(O))
+    first = sweeps.sweep(result(C), deliver=False)
+    again = advance(first, [result(C)], f"sweep-{sweeps.n}", T0 + timedelta(hours=sweeps.n), POLICY, ALERT_NAMES, AM)
+    older = advance(first, [result(O)], "sweep-0", T0, POLICY, ALERT_NAMES, AM)
+    assert again.updated == [] and older.updated == []
 
 
-def test_dry_run_sends_nothing_but_says_what_it_would(far_ends):
-    slack_api, pd_api = far_ends
-    report = send(detect_changes({}, [result(C)]), dry_run=True)
-    assert slack_api.requests == [] and pd_api.requests == []
-    assert report.slack.startswith("dry run") and report.pagerduty[0]["outcome"].startswith("dry run")
+def flap_sequence(n: int) -> list[Status]:
+    return [O if i % 2 == 0 else C for i in range(n)]
 
 
-def test_no_change_no_call(far_ends):
-    slack_api, pd_api = far_ends
-    report = send([])
-    assert report.slack == "nothing to send" and slack_api.requests == [] and pd_api.requests == []
+def test_flapping_is_told_once_and_pages_stop_until_stable():
+    sweeps = Sweeps()
+    statuses = flap_sequence(12)
+    for status in statuses:
+        sweeps.sweep(result(status))
+    # Pages go out until the flips in the window exceed the threshold (independently: count them).
+    paged_sweeps = [i for i in range(1, len(statuses))
+                    if statuses[i] != statuses[i - 1] and flips([s.value for s in statuses[:i + 1]][-6:]) <= 3]
+    assert len(sweeps.pages) == len(paged_sweeps) == 3
+    assert [t for t in sweeps.told if t[0] == FLAPPING] == [(FLAPPING, "postgres.backup_age", "")]
+    assert sweeps.row().flapping and sweeps.row().incident_open  # held open while flapping
+    for _ in range(6):
+        sweeps.sweep(result(O))
+    assert not sweeps.row().flapping
+    assert sweeps.pages[-1] == (RESOLVE, "streamflow-ops/postgres.backup_age") and len(sweeps.pages) == 4
 
 
-@pytest.mark.parametrize("answer", ["invalid_blocks", "no_service", "rollup_error"])
-def test_slack_failure_is_reported_never_silent(far_ends, answer):
-    slack_api, _ = far_ends
-    slack_api.route("POST", r"/services/.*", lambda req: slack_answer(answer))
-    report = send(detect_changes({}, [result(W)]))
-    assert report.slack == "failed" and answer in report.errors[0]
+def alertmanager(*alertnames: str) -> CheckResult:
+    return CheckResult(AM, C if alertnames else O, "firing", details={"alertnames": list(alertnames)})
 
 
-def test_pagerduty_failure_is_reported_and_told_in_slack(far_ends):
-    slack_api, pd_api = far_ends
-    pd_api.route("POST", r"/v2/enqueue", (400, load("pagerduty", "enqueue_invalid")))
-    report = send(detect_changes({}, [result(C)]))
-    assert report.pagerduty[0]["outcome"] == "failed" and report.errors
-    assert "PagerDuty delivery failed" in json.dumps(slack_api.calls("POST")[0].json()["blocks"])
+def test_alertmanager_already_paging_is_not_paged_twice():
+    sweeps = Sweeps()
+    sweeps.sweep(result(C, "postgres.connections"), alertmanager("PostgresHighConnections"))
+    assert sweeps.pages == []
+    assert sweeps.row("postgres.connections").deferred_to == "PostgresHighConnections"
+    sweeps.sweep(result(C, "postgres.connections"), alertmanager())  # Alertmanager stopped: we page
+    assert sweeps.pages == [(TRIGGER, dedup_key("postgres.connections", ""))]
 
 
-def test_unreachable_far_ends_fail_fast_and_loud(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_SLACK_STREAMFLOW_ALERTS", json.dumps(
-        {"conn_type": "slackwebhook", "host": "http://127.0.0.1:9", "password": "T/B/X"}))
-    monkeypatch.setenv("AIRFLOW_CONN_PAGERDUTY_STREAMFLOW", json.dumps(
-        {"conn_type": "pagerduty", "host": "http://127.0.0.1:9", "password": PD_KEY}))
-    report = send(detect_changes({}, [result(C)]))
-    assert report.slack == "failed" and len(report.errors) == 2
+def test_without_deferral_both_page():
+    sweeps = Sweeps(Policy(defer_to_alertmanager=False))
+    sweeps.sweep(result(C, "postgres.connections"), alertmanager("PostgresHighConnections"))
+    assert sorted(sweeps.pages) == [(TRIGGER, dedup_key(AM, "")), (TRIGGER, dedup_key("postgres.connections", ""))]
 
 
-def test_not_configured_is_reported_not_an_error(monkeypatch):
-    monkeypatch.delenv("AIRFLOW_CONN_SLACK_STREAMFLOW_ALERTS", raising=False)
-    monkeypatch.delenv("AIRFLOW_CONN_PAGERDUTY_STREAMFLOW", raising=False)
-    report = send(detect_changes({}, [result(C)]))
-    assert report.errors == [] and report.slack.startswith("not configured")
-    assert report.pagerduty[0]["outcome"].startswith("not configured")
+def test_orphan_is_told_once_with_its_dedup_key():
+    sweeps = Sweeps()
+    sweeps.sweep(result(C, "kubernetes.pods", "streamflow-data"))
+    for _ in range(3):
+        sweeps.sweep(result(S, "kubernetes.pods"))
+    assert [t for t in sweeps.told if t[0] == ORPHAN] == [(ORPHAN, "kubernetes.pods", "streamflow-data")]
+    state = sweeps.row("kubernetes.pods", "streamflow-data")
+    assert state.orphan and state.incident_open
+    assert dedup_key("kubernetes.pods", "streamflow-data") in slack.orphan_text(state)
+
+
+def test_rows_survive_the_table_round_trip():
+    sweeps = Sweeps()
+    sweeps.sweep(result(C, details={"diagnosis": {"alert": "X", "findings": ["a"]}}), deliver=False)
+    state = sweeps.row()
+    assert AlertState.from_row({**state.to_row(), "updated_at": T0}) == state
+
+
+# --- payloads ----------------------------------------------------------------------------------------
+
+DIAGNOSIS = {"alert": "PostgresHighConnections", "findings": ["92 of 100 connections", "41 idle in transaction"],
+             "not_gathered": ["pg_stat_statements: not installed"],
+             "remediation": {"dag_id": "remediate_postgres_connections",
+                             "url": "http://airflow/dags/remediate_postgres_connections/trigger"}}
+
+
+def owed_rows(*results: CheckResult, told: Status | None = None) -> list[AlertState]:
+    sweeps = Sweeps()
+    if told:
+        sweeps.sweep(*[result(told, r.check_name, r.subject) for r in results])
+    return [s for s in sweeps.sweep(*results, deliver=False).values() if s.owes]
+
+
+def test_slack_change_block_carries_value_threshold_runbook_and_diagnosis():
+    rows = owed_rows(result(C, "postgres.connections", value=92, details={"diagnosis": DIAGNOSIS}))
+    message = slack.build_message(rows, C, {"critical": 1}, "scheduled__1")
+    text = json.dumps(message.blocks)
+    assert message.blocks[0]["type"] == "header" and "CRITICAL" in message.blocks[0]["text"]["text"]
+    assert "1 change" in message.blocks[1]["text"]["text"] and "new problem" in message.blocks[1]["text"]["text"]
+    for fact in ("value: 92", "threshold: warning > 26 h", "Backup and Recovery", *DIAGNOSIS["findings"],
+                 DIAGNOSIS["remediation"]["url"], "pg_stat_statements"):
+        assert fact in text
+    assert message.carried == {("postgres.connections", ""): (CHANGE,)} and "*" not in message.text
+
+
+def test_slack_message_stays_within_block_kit_limits_and_the_rest_stays_owed():
+    long = {"diagnosis": {**DIAGNOSIS, "findings": ["x" * 400] * 20}}
+    rows = owed_rows(*[result(W, "postgres.dead_tuples", f"s.t{i}", details=long) for i in range(80)])
+    message = slack.build_message(rows, W, {}, "x")
+    assert len(message.blocks) <= 50
+    assert all(len(b["text"]["text"]) <= 3000 for b in message.blocks if b["type"] == "section")
+    carried = len(message.carried)
+    assert 0 < carried < 80 and f"{80 - carried} more" in json.dumps(message.blocks)
+
+
+def test_pagerduty_event_dedups_per_check_and_subject_with_the_diagnosis():
+    [row] = owed_rows(result(C, "kafka.consumer_lag", "flink-fraud-detector", value=20000,
+                             details={"diagnosis": DIAGNOSIS}))
+    event = pagerduty.build_event(row, "run1")
+    assert event["action"] == TRIGGER and event["severity"] == "critical"
+    assert event["dedup_key"] == dedup_key("kafka.consumer_lag", "flink-fraud-detector") != \
+        dedup_key("kafka.consumer_lag", "other")
+    assert event["custom_details"]["diagnosis"] == DIAGNOSIS and event["custom_details"]["value"] == 20000

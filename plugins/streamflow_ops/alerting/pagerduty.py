@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import asyncio
 
-from streamflow_ops.alerting.changes import Change, dedup_key
+from streamflow_ops.alerting.state import AlertState, dedup_key
 
 SOURCE = "streamflow-ops platform_health_sweep"
 
 
-def build_event(change: Change, sweep_id: str) -> dict:
-    """send_event keyword arguments for one change (pure)."""
-    r = change.result
+def build_event(state: AlertState, sweep_id: str) -> dict:
+    """send_event keyword arguments for the page a row owes (pure); the diagnosis goes in whole."""
+    r = state.result
     subject = f" [{r.subject}]" if r.subject else ""
+    details = {"status": state.status.value if state.status else None,
+               "told_before": state.notified_status.value if state.notified_status else None,
+               "value": r.value, "threshold": r.threshold, "runbook": r.runbook, "sweep_id": sweep_id,
+               "since": state.status_since.isoformat() if state.status_since else None}
+    if isinstance(r.details.get("diagnosis"), dict):
+        details["diagnosis"] = r.details["diagnosis"]
     return {
-        "action": change.page_action,
+        "action": state.pending_page,
         "dedup_key": dedup_key(r.check_name, r.subject),
         "summary": f"{r.check_name}{subject}: {r.message}"[:1024],  # Events v2 limit
         "severity": "critical",
@@ -28,8 +34,7 @@ def build_event(change: Change, sweep_id: str) -> dict:
         "component": r.component,
         "group": "streamflow",
         "class_type": r.check_name,
-        "custom_details": {"status": r.status.value, "previous": change.previous.value if change.previous else None,
-                           "value": r.value, "threshold": r.threshold, "runbook": r.runbook, "sweep_id": sweep_id},
+        "custom_details": details,
     }
 
 
@@ -42,6 +47,9 @@ def send(conn_id: str, event: dict, timeout_s: float) -> str:
     if not conn.password:
         raise ValueError(f"connection {conn_id} has no integration (routing) key in its password field")
     hook = PagerdutyEventsAsyncHook(integration_key=conn.password)
+    # One request per attempt: what fails stays owed in ops.alert_state and the task retry or the next
+    # sweep sends it (the hook's own three tries would hold the task and blur what was delivered).
+    hook.retry_limit = 1
     if conn.host and "://" in conn.host:
         hook.base_url = conn.host.rstrip("/")
     return asyncio.run(asyncio.wait_for(hook.send_event(**event), timeout=timeout_s))

@@ -1,0 +1,144 @@
+"""One sweep's alerting: move ops.alert_state by the sweep's results, deliver what is owed, report.
+
+Real run: under the alerting lock, the rows are advanced and written first (what is owed is recorded
+before anything is sent), then every owed item is sent and each acknowledgement written back at once.
+Dry run: the same plan in memory; ops.alert_state is not touched and the report lists what would be sent.
+When ops.alert_state cannot be read (PostgreSQL itself may be what is down), every current problem is
+sent from this sweep alone, PagerDuty deduplicating by key, and the report says so.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable
+
+from streamflow_ops import registry
+from streamflow_ops.alerting.delivery import DeliveryReport, deliver
+from streamflow_ops.alerting.state import AlertState, Key, Policy, advance, dedup_key
+from streamflow_ops.alerting.store import alert_session, delete_state, load_states, save_state
+from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.metrics import push_alert_metrics
+from streamflow_ops.postgres.connection import warehouse_connection
+from streamflow_ops.results import CheckResult, Status, describe_error
+from streamflow_ops.store import ensure_ops_schema
+from streamflow_ops.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+# check_name -> the runbook alert of the same meaning (Alertmanager fires it under that name).
+ALERT_NAMES: dict[str, str | None] = {name: spec.alert for name, spec in registry.SPECS.items()}
+
+
+@dataclass
+class AlertOutcome:
+    delivery: DeliveryReport
+    still_owed: list[str] = field(default_factory=list)
+    open_incidents: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changes(self) -> list[str]:
+        """The change lines this sweep told (or, on a dry run, would tell)."""
+        return self.delivery.changes
+
+    def to_dict(self) -> dict:
+        return {"delivery": self.delivery.to_dict(), "changes": self.changes, "still_owed": self.still_owed,
+                "open_incidents": self.open_incidents, "orphans": self.orphans, "notes": self.notes,
+                "text": self.describe()}
+
+    def describe(self) -> str:
+        lines = [self.delivery.describe()]
+        lines += [f"OWED: {line}" for line in self.still_owed]
+        lines += [f"ORPHAN: {line}" for line in self.orphans]
+        lines += [f"open incident: {line}" for line in self.open_incidents]
+        lines += [f"NOTE: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def _label(state: AlertState) -> str:
+    return state.check_name + (f" [{state.subject}]" if state.subject else "")
+
+
+def _standing(outcome: AlertOutcome, states: Iterable[AlertState]) -> None:
+    """What is still owed, open or orphaned after this sweep: in every report."""
+    for s in sorted(states, key=lambda s: s.key):
+        owed = ([f"pagerduty {s.pending_page}"] if s.pending_page else []) + [f"slack {i}" for i in s.pending_slack]
+        if owed:
+            outcome.still_owed.append(f"{_label(s)}: {', '.join(owed)}"
+                                      + (f" (last error: {s.last_error})" if s.last_error else ""))
+        if s.orphan:
+            outcome.orphans.append(f"{_label(s)} no longer checked (skipped) while "
+                                   f"{s.status.value if s.status else 'unknown'}; PagerDuty incident "
+                                   f"{'open' if s.incident_open else 'not open'}: dedup key "
+                                   f"{dedup_key(s.check_name, s.subject)}")
+        elif s.incident_open:
+            outcome.open_incidents.append(f"{dedup_key(s.check_name, s.subject)} ({s.status.value if s.status else '?'}"
+                                          f"{', flapping' if s.flapping else ''})")
+
+
+def alert(config: StreamflowOpsConfig, summary: dict, dry_run: bool, now: datetime | None = None) -> AlertOutcome:
+    """Advance ops.alert_state by the sweep in `summary` and deliver what is owed (dry run: only say it)."""
+    now = utcnow(now)
+    results = [CheckResult.from_dict(d) for d in summary["results"]]
+    checked_at = datetime.fromisoformat(summary["checked_at"])
+    sweep_id, ops = summary["sweep_id"], config.warehouse.ops_schema
+    policy = Policy.from_config(config.alerting)
+    notes = list(summary.get("notes", []))
+
+    def plan(states: dict[Key, AlertState]):
+        return advance(states, results, sweep_id, checked_at, policy, ALERT_NAMES, registry.MONITORING_ALERTMANAGER.name)
+
+    def send(states: dict[Key, AlertState], save) -> tuple[DeliveryReport, dict[Key, AlertState]]:
+        return deliver(config.alerting, [s for s in states.values() if s.owes], Status(summary["status"]),
+                       summary["counts"], sweep_id, dry_run=dry_run, now=now, save=save, notes=notes)
+
+    with ExitStack() as stack:
+        try:
+            conn = stack.enter_context(warehouse_connection(
+                config.warehouse, statement_timeout_s=config.postgres_checks.statement_timeout_s))
+            ensure_ops_schema(conn, ops)
+            stack.enter_context(alert_session(conn, ops))
+            stored = load_states(conn, ops)
+        except Exception as exc:  # noqa: BLE001 - without the state, tell everything current rather than nothing
+            return _stateless(exc, plan, send, notes)
+        step = plan(stored)
+        states = step.merged(stored)
+        if dry_run:
+            report, delivered = send(states, None)
+        else:
+            with conn.transaction():  # what is owed is recorded before anything is sent
+                for key in step.deleted:
+                    delete_state(conn, key, ops)
+                for state in step.updated:
+                    save_state(conn, state, ops)
+            report, delivered = send(states, lambda s: save_state(conn, s, ops))
+        states.update(delivered)
+    outcome = AlertOutcome(report, notes=notes)
+    _standing(outcome, states.values())
+    if not dry_run:
+        outcome.notes += _push_metrics(config, states.values())
+    return outcome
+
+
+def _stateless(exc: Exception, plan, send, notes: list[str]) -> AlertOutcome:
+    notes.append(f"ops.alert_state unavailable ({describe_error(exc)}): every current problem is sent from this "
+                 f"sweep alone and repeats until PostgreSQL answers (PagerDuty deduplicates by key)")
+    log.warning(notes[-1])
+    states = plan({}).merged({})
+    report, delivered = send(states, None)
+    states.update(delivered)
+    outcome = AlertOutcome(report, notes=notes)
+    _standing(outcome, states.values())
+    return outcome
+
+
+def _push_metrics(config: StreamflowOpsConfig, states: Iterable[AlertState]) -> list[str]:
+    """Open incidents and owed deliveries to the Pushgateway; a failure is a note, never a lost alert."""
+    try:
+        log.info(push_alert_metrics(config, list(states)))
+    except Exception as exc:  # noqa: BLE001
+        return [f"alert metrics not pushed to {config.monitoring.pushgateway_conn_id}: {describe_error(exc)}"]
+    return []

@@ -1,0 +1,40 @@
+"""The platform_health_sweep DAG's task bodies (the DAG file only wires them).
+
+A failed delivery fails the `alert` task so that Airflow retries it; the retry sends only what
+ops.alert_state still says is owed.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from airflow.sdk import get_current_context
+from airflow.sdk.exceptions import AirflowException
+
+from streamflow_ops.config import get_config
+from streamflow_ops.sweep import alert, collect, run_family, summarize
+
+
+def check_family(family: str) -> list[dict]:
+    """One family's results, JSON-safe for XCom."""
+    return [r.to_dict() for r in run_family(family, get_config())]
+
+
+def summarize_sweep(outputs: dict[str, list[dict] | None]) -> dict:
+    """Store the results and log the readable report (also this task's XCom)."""
+    context = get_current_context()
+    started = context["dag_run"].start_date or datetime.now(timezone.utc)
+    summary = summarize(get_config(), context["run_id"], collect(outputs), started)
+    print(summary["report"])
+    return summary
+
+
+def alert_on_changes(summary: dict) -> dict:
+    """Advance ops.alert_state and deliver what is owed; a dry run only lists it."""
+    context = get_current_context()
+    outcome = alert(get_config(), summary, dry_run=context["params"]["dry_run"]).to_dict()
+    print(outcome["text"])
+    if outcome["delivery"]["errors"]:
+        context["ti"].xcom_push(key="delivery", value=outcome)
+        raise AirflowException("alert delivery failed, still owed in ops.alert_state: "
+                               + "; ".join(outcome["delivery"]["errors"]))
+    return outcome

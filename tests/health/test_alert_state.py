@@ -1,0 +1,273 @@
+"""Alerting against real PostgreSQL (ops.alert_state) and local Slack/PagerDuty servers, sweep after sweep:
+every failure mode of issue 11 as a sequence (dry run then real; 500 then 200; retries; flapping; a
+family that crashes or hangs; Alertmanager already paging; a connection removed while critical)."""
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timezone
+
+import psycopg
+import pytest
+
+from streamflow_ops import sweep
+from streamflow_ops.alerting.state import dedup_key
+from streamflow_ops.config import load_config
+from streamflow_ops.results import CheckResult, Status
+from tests.fakes.http_api import FakeApi, http_connection
+from tests.fakes.payloads import load
+from tests.health.fake_alerts import alert_far_ends, pd_actions, slack_answer
+
+C, W, U, O, S = Status.CRITICAL, Status.WARNING, Status.UNKNOWN, Status.OK, Status.SKIPPED
+BACKUP = dedup_key("postgres.backup_age", "")
+
+
+def check(status, name="postgres.backup_age", subject="", details=None):
+    return CheckResult(name, status, f"{name} {subject} is {status.value}", subject=subject,
+                       runbook="Backup and Recovery > Automated Backups", details=details or {})
+
+
+def healthy_rest() -> list[CheckResult]:
+    """Other answers of the same families: a family that answered, so absences could (wrongly) resolve."""
+    return [check(O, "postgres.reachable"), check(O, "kafka.broker_reachable")]
+
+
+@pytest.fixture
+def far_ends(monkeypatch, warehouse_db):
+    with alert_far_ends(monkeypatch) as apis:
+        yield apis
+
+
+@pytest.fixture
+def config():
+    return load_config()
+
+
+def run(config, *results: CheckResult, dry_run=False, sweep_id=None, summary=None):
+    """One sweep as the DAG runs it: summarize (stores the results), then alert."""
+    run.n = getattr(run, "n", 0) + 1
+    summary = summary or sweep.summarize(config, sweep_id or f"manual__{run.n}", list(results),
+                                         datetime.now(timezone.utc))
+    return summary, sweep.alert(config, summary, dry_run)
+
+
+def accepted(pd_api) -> list[tuple[str, str]]:
+    """PagerDuty events the far end accepted (202), in order."""
+    return [(body["event_action"], body["dedup_key"]) for code, body in pd_api.answered if code == 202]
+
+
+def posts(slack_api) -> list[dict]:
+    """Slack messages the far end accepted (200)."""
+    return [body for code, body in slack_api.answered if code == 200]
+
+
+def codes(api) -> list[int]:
+    return [code for code, _ in api.answered]
+
+
+def answering(api, ok, fail, failures: int):
+    """Answer `fail` to the next `failures` requests, then `ok`; record (status, request body) on api.answered."""
+    api.answered = getattr(api, "answered", [])
+    start = len(api.answered)
+
+    def answer(request):
+        status, body = fail(request) if len(api.answered) - start < failures else ok(request)
+        api.answered.append((status, request.json()))
+        return status, body
+    return answer
+
+
+def pd_ok(request):
+    return 202, {**load("pagerduty", "enqueue_accepted"), "dedup_key": request.json().get("dedup_key")}
+
+
+def pd_500(request):
+    return 500, {"status": "error", "message": "internal error"}
+
+
+def slack_ok(request):
+    return slack_answer("ok")
+
+
+def slack_500(request):
+    return slack_answer("rollup_error")
+
+
+def failing(far_ends, pd_failures=0, slack_failures=0):
+    slack_api, pd_api = far_ends
+    pd_api.route("POST", r"/v2/enqueue", answering(pd_api, pd_ok, pd_500, pd_failures))
+    slack_api.route("POST", r"/services/.*", answering(slack_api, slack_ok, slack_500, slack_failures))
+    return slack_api, pd_api
+
+
+def alert_rows(dsn: str) -> dict[tuple[str, str], dict]:
+    with psycopg.connect(dsn) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        rows = cur.execute("select * from ops.alert_state").fetchall()
+    return {(r["check_name"], r["subject"]): r for r in rows}
+
+
+# --- the failure modes of "What goes wrong today" -----------------------------------------------------
+
+def test_dry_run_does_not_swallow_the_next_real_alert(config, far_ends, warehouse_db):
+    slack_api, pd_api = failing(far_ends)
+    _, dry = run(config, check(C), dry_run=True)
+    assert slack_api.requests == [] and pd_api.requests == []
+    assert dry.delivery.pagerduty == [{"action": "trigger", "dedup_key": BACKUP, "outcome": "dry run: not sent"}]
+    assert alert_rows(warehouse_db) == {}  # the dry run left ops.alert_state untouched
+    run(config, check(C))
+    assert accepted(pd_api) == [("trigger", BACKUP)] and len(posts(slack_api)) == 1
+
+
+def test_a_refused_page_is_delivered_by_the_next_sweep(config, far_ends, warehouse_db):
+    slack_api, pd_api = failing(far_ends, pd_failures=1)
+    _, first = run(config, check(C))
+    assert first.delivery.errors and accepted(pd_api) == []
+    assert alert_rows(warehouse_db)[("postgres.backup_age", "")]["pending_page"] == "trigger"
+    assert "PagerDuty delivery failed" in json.dumps(posts(slack_api)[0]["blocks"])
+    run(config, check(C))
+    assert accepted(pd_api) == [("trigger", BACKUP)]
+    assert len(posts(slack_api)) == 1  # the change was told once
+
+
+def test_a_refused_resolve_is_delivered_by_the_next_sweep(config, far_ends, warehouse_db):
+    slack_api, pd_api = failing(far_ends)
+    run(config, check(C))
+    pd_api.route("POST", r"/v2/enqueue", answering(pd_api, pd_ok, pd_500, 1))
+    run(config, check(O))
+    assert alert_rows(warehouse_db)[("postgres.backup_age", "")]["incident_open"] is True
+    run(config, check(O))
+    assert accepted(pd_api) == [("trigger", BACKUP), ("resolve", BACKUP)]
+    assert alert_rows(warehouse_db)[("postgres.backup_age", "")]["incident_open"] is False
+
+
+def test_a_retry_never_posts_twice(config, far_ends, warehouse_db):
+    slack_api, pd_api = failing(far_ends, pd_failures=1)
+    summary, first = run(config, check(C))
+    assert first.delivery.errors  # the task fails and Airflow retries it with the same summary
+    run(config, summary=summary)
+    assert codes(slack_api) == [200] and accepted(pd_api) == [("trigger", BACKUP)]
+
+
+def test_a_probe_failure_does_not_resolve_live_subjects(config, far_ends, warehouse_db):
+    slack_api, pd_api = failing(far_ends)
+    run(config, check(C, "kafka.consumer_lag", "g1"), check(W, "postgres.dead_tuples", "silver.a"), *healthy_rest())
+    # Each probe raised: one unknown with an empty subject, while other checks of the family answered.
+    run(config, check(U, "kafka.consumer_lag"), check(U, "postgres.dead_tuples"), *healthy_rest())
+    assert pd_actions(pd_api) == [("trigger", dedup_key("kafka.consumer_lag", "g1"))]
+    assert len(slack_api.calls("POST")) == 1
+    rows = alert_rows(warehouse_db)
+    assert rows[("kafka.consumer_lag", "g1")]["incident_open"] and rows[("postgres.dead_tuples", "silver.a")]["status"] == "warning"
+
+
+def test_flapping_is_one_note_not_a_page_storm(config, far_ends, warehouse_db):
+    slack_api, pd_api = failing(far_ends)
+    flaps = [C if i % 2 else O for i in range(10)]
+    for status in flaps:
+        run(config, check(status))
+    threshold = config.alerting.flap_threshold
+    assert len(pd_api.calls("POST")) == threshold  # every flip paged until the flips passed the threshold
+    notes = [p for p in posts(slack_api) if "flapping" in json.dumps(p["blocks"])]
+    assert len(notes) == 1 and len(posts(slack_api)) == threshold + 1
+    # The note quotes the history of the sweep where the flips first exceeded the threshold.
+    window = config.alerting.flap_window
+    windows = [flaps[max(0, i + 1 - window):i + 1] for i in range(len(flaps))]
+    first = next(w for w in windows if sum(a != b for a, b in zip(w, w[1:])) > threshold)
+    assert " -> ".join(s.value for s in first) in json.dumps(notes[0])
+
+
+def test_connection_removed_while_critical_is_an_orphan_told_once(config, far_ends, warehouse_db):
+    slack_api, pd_api = failing(far_ends)
+    run(config, check(C, "kubernetes.pods", "streamflow-data"))
+    reports = [run(config, check(S, "kubernetes.pods"))[1] for _ in range(2)]
+    key = dedup_key("kubernetes.pods", "streamflow-data")
+    assert all(key in "\n".join(r.orphans) for r in reports)  # listed in every sweep report
+    assert len(posts(slack_api)) == 2 and key in json.dumps(posts(slack_api)[1]["blocks"])
+    assert pd_actions(pd_api) == [("trigger", key)]  # nothing answered: no resolve
+
+
+# --- sequences ------------------------------------------------------------------------------------
+
+def test_pagerduty_500_three_times_then_healthy_delivers_exactly_one_trigger(config, far_ends, warehouse_db):
+    slack_api, pd_api = failing(far_ends, pd_failures=3)
+    outcomes = [run(config, check(C))[1] for _ in range(4)]
+    assert [bool(o.delivery.errors) for o in outcomes] == [True, True, True, False]
+    assert codes(pd_api) == [500, 500, 500, 202] and accepted(pd_api) == [("trigger", BACKUP)]
+    run(config, check(C))
+    assert len(pd_api.calls("POST")) == 4 and len(posts(slack_api)) == 1
+
+
+def test_a_page_owed_for_something_resolved_meanwhile_is_dropped(config, far_ends, warehouse_db):
+    slack_api, pd_api = failing(far_ends, pd_failures=1, slack_failures=1)
+    run(config, check(C))
+    run(config, check(O))
+    assert codes(pd_api) == [500] and codes(slack_api) == [500]  # nothing owed any more: nothing sent
+    assert alert_rows(warehouse_db)[("postgres.backup_age", "")]["pending_page"] is None
+
+
+def test_slack_500_then_200_is_one_message(config, far_ends, warehouse_db):
+    slack_api, _ = failing(far_ends, slack_failures=1)
+    summary, first = run(config, check(W))
+    assert first.delivery.slack.startswith("failed")
+    assert alert_rows(warehouse_db)[("postgres.backup_age", "")]["pending_slack"] == ["change"]
+    run(config, summary=summary)  # the task's retry
+    run(config, check(W))  # and the next sweep
+    assert codes(slack_api) == [500, 200] and len(posts(slack_api)) == 1
+    assert "new problem" in json.dumps(posts(slack_api)[0]["blocks"])
+
+
+class _Crashing:
+    def run(self, config, now):
+        raise RuntimeError("probe module crashed")
+
+
+class _Hanging:
+    def __init__(self):
+        self.release = threading.Event()
+
+    def run(self, config, now):
+        self.release.wait(30)
+        return []
+
+
+@pytest.mark.parametrize("family", [_Crashing, _Hanging, None])
+def test_a_family_that_crashes_or_hangs_keeps_its_subjects_open(config, far_ends, warehouse_db, monkeypatch, family):
+    slack_api, pd_api = failing(far_ends)
+    run(config, check(C, "kafka.consumer_lag", "g1"), *healthy_rest())
+    if family is None:  # the check_kafka task itself failed: summarize gets no output for it
+        results = sweep.collect({"kafka": None})
+    else:
+        broken = family()
+        monkeypatch.setattr(sweep, "load_families", lambda: {"kafka": broken})
+        results = sweep.run_family("kafka", config, budget_s=0.5)
+        getattr(broken, "release", threading.Event()).set()
+    for _ in range(2):
+        run(config, *results, check(O, "postgres.reachable"))
+    assert pd_actions(pd_api) == [("trigger", dedup_key("kafka.consumer_lag", "g1"))]
+    assert alert_rows(warehouse_db)[("kafka.consumer_lag", "g1")]["incident_open"] is True
+    told = json.dumps(posts(slack_api)[-1]["blocks"])
+    assert len(posts(slack_api)) == 2 and "Not measured" in told and "kafka.consumer_lag" in told
+
+
+def test_alertmanager_firing_the_same_alert_is_not_paged_twice(config, far_ends, warehouse_db):
+    slack_api, pd_api = failing(far_ends)
+    firing = CheckResult("monitoring.alertmanager", C, "firing alerts - 1 critical: PostgresHighConnections",
+                         details={"alertnames": ["PostgresHighConnections"]})
+    run(config, check(C, "postgres.connections"), firing)
+    assert pd_api.requests == []
+    assert "Alertmanager already fires *PostgresHighConnections*" in json.dumps(posts(slack_api)[0]["blocks"])
+
+
+def test_dry_run_lists_what_is_owed_and_metrics_count_it(config, far_ends, warehouse_db, monkeypatch):
+    slack_api, pd_api = failing(far_ends, pd_failures=1)
+    with FakeApi() as gateway:
+        gateway.route("PUT", r"/metrics/job/.*", (200, b""))
+        monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_PUSHGATEWAY", http_connection(gateway.url))
+        run(config, check(C), check(C, "kafka.consumer_lag", "g1"))
+        pushed = gateway.calls("PUT", "/metrics/job/streamflow_ops_alerting")[-1].body.decode()
+    assert "streamflow_ops_alert_open_incidents 1" in pushed  # one trigger of two was accepted
+    assert 'streamflow_ops_alert_owed_deliveries{channel="pagerduty"} 1' in pushed
+    before = alert_rows(warehouse_db)
+    _, dry = run(config, check(C), check(C, "kafka.consumer_lag", "g1"), dry_run=True)
+    assert alert_rows(warehouse_db) == before
+    assert [p["outcome"] for p in dry.delivery.pagerduty] == ["dry run: not sent"]
+    assert any("pagerduty trigger" in line for line in dry.still_owed)

@@ -63,7 +63,7 @@ def plan_step(dag_id: str) -> dict:
     return {"plan": plan.to_dict(), "before": before, "dry_run": params["dry_run"]}
 
 
-@task.short_circuit(task_id="real_run")
+@task.short_circuit(task_id="real_run", ignore_downstream_trigger_rules=False)
 def real_run() -> bool:
     """Only a real run with something to do goes on to the approval."""
     ti, params = get_current_context()["ti"], get_current_context()["params"]

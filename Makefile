@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null)
 PG_BIN ?= /usr/lib/postgresql/15/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv system-deps pg-install java-install browser-install test demo bench ui ui-stop sandbox-start sandbox-stop sandbox-status sandbox-env clean
+.PHONY: help venv system-deps pg-install java-install browser-install test image-check demo bench ui ui-stop sandbox-start sandbox-stop sandbox-status sandbox-env clean
 
 help:
 	@echo "make demo   - install, start the sandbox, run the maintenance window and a health sweep, stop"
@@ -49,9 +49,14 @@ browser-install:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
 # --- the two commands ---------------------------------------------------------------------------
-test: venv system-deps browser-install
+# A skipped test fails the run (tests/image/no_skips.py); image-check first: it is quick and fails early.
+test: venv system-deps browser-install image-check
 	@$(VENV)/bin/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treat as a failure" >&2; exit 1; fi; exit $$rc
+
+# What `astro dev pytest` and `astro dev parse` run, in a venv shaped like the Astro Runtime image.
+image-check: venv
+	@$(PY) -m tests.image.image_check
 
 demo: venv system-deps
 	@$(PY) -m scripts.demo

@@ -26,6 +26,10 @@ def test_payloads_have_the_fields_airflow_serialises():
     """Every fixture carries exactly the keys of the installed Airflow's response model."""
     from airflow.api_fastapi.core_api.datamodels.dag_run import DAGRunCollectionResponse, DAGRunResponse
     from airflow.api_fastapi.core_api.datamodels.dags import DAGResponse
+    from airflow.api_fastapi.core_api.datamodels.import_error import (
+        ImportErrorCollectionResponse,
+        ImportErrorResponse,
+    )
     from airflow.api_fastapi.core_api.datamodels.monitor import HealthInfoResponse
 
     def keys(model):
@@ -36,6 +40,9 @@ def test_payloads_have_the_fields_airflow_serialises():
     assert set(runs) == keys(DAGRunCollectionResponse)
     assert all(set(run) == keys(DAGRunResponse) for run in runs["dag_runs"])
     assert set(af("health_healthy")) == keys(HealthInfoResponse)
+    for name in ("import_errors_none", "import_errors_fraud_detection_batch"):
+        assert set(af(name)) == keys(ImportErrorCollectionResponse)
+        assert all(set(error) == keys(ImportErrorResponse) for error in af(name)["import_errors"])
 
 
 # --- airflow.scheduler_heartbeat -------------------------------------------------------------------
@@ -118,6 +125,7 @@ def test_dag_without_runs_is_ok():
 
 CONFIG = load_config()
 WATCHED = CONFIG.airflow_api.watched_dags
+EXPECTED = CONFIG.airflow_api.expected_dags
 
 
 class FakeAirflow:
@@ -125,9 +133,11 @@ class FakeAirflow:
 
     def __init__(self, api: FakeApi):
         self.api = api
-        self.dags = {dag_id: self.dag(dag_id) for dag_id in WATCHED}
+        self.dags = {dag_id: self.dag(dag_id) for dag_id in {*WATCHED, *EXPECTED}}
         self.runs = {dag_id: af("dag_runs_all_success")["dag_runs"] for dag_id in WATCHED}
+        self.import_errors = af("import_errors_none")
         api.route("GET", "/api/v2/monitor/health", af("health_healthy"))
+        api.route("GET", "/api/v2/importErrors", self.get_import_errors)
         api.route("POST", "/auth/token", self.token)
         api.route("GET", r"/api/v2/dags/([^/]+)", self.get_dag)
         api.route("GET", r"/api/v2/dags/([^/]+)/dagRuns", self.get_runs)
@@ -135,8 +145,12 @@ class FakeAirflow:
     @staticmethod
     def dag(dag_id, paused=False):
         dag = af("dag_bronze_to_silver_pipeline")
-        dag.update(dag_id=dag_id, dag_display_name=dag_id, is_paused=paused)
+        dag.update(dag_id=dag_id, dag_display_name=dag_id, is_paused=paused, relative_fileloc=f"{dag_id}.py",
+                   fileloc=f"/usr/local/airflow/dags/{dag_id}.py")
         return dag
+
+    def get_import_errors(self, request):
+        return (200, self.import_errors) if self.authorised(request) else (401, {"detail": "Not authenticated"})
 
     def token(self, request):
         if request.json() == {"username": "admin", "password": "s3cret"}:
@@ -192,7 +206,8 @@ def test_family_healthy_airflow_is_all_ok(airflow_api):
     results = run_checks(CONFIG, now=NOW)
     assert [(r.check_name, r.subject, r.status) for r in results] == (
         [("airflow.scheduler_heartbeat", "", Status.OK)]
-        + [("airflow.failed_dag_runs", dag_id, Status.OK) for dag_id in WATCHED])
+        + [("airflow.failed_dag_runs", dag_id, Status.OK) for dag_id in WATCHED]
+        + [("airflow.expected_dags", "", Status.OK), ("airflow.api_server", "", Status.OK)])
     assert len(airflow_api.api.calls("POST", "/auth/token")) == 1  # one token for the whole family
     health = airflow_api.api.calls("GET", "/api/v2/monitor/health")[0]
     assert "authorization" not in health.headers
@@ -225,13 +240,14 @@ def test_family_bad_credentials_make_dag_checks_unknown(airflow_api, monkeypatch
     use_connection(monkeypatch, airflow_api.api.url, password="wrong")
     results = run_checks(CONFIG, now=NOW)
     assert results[0].status is Status.OK  # health needs no token
-    dag_results = results[1:]
+    assert results[-1].check_name == "airflow.api_server" and results[-1].status is Status.OK  # a 401 is no 5xx
+    dag_results = results[1:-1]
     assert all(r.status is Status.UNKNOWN for r in dag_results)
     assert "/auth/token -> HTTP 401" in dag_results[0].message and "'admin'" in dag_results[0].message
     assert len(airflow_api.api.calls("POST", "/auth/token")) == 1
 
 
-def test_family_server_error_and_garbage_are_unknown(airflow_api):
+def test_family_server_error_is_an_api_server_finding_and_garbage_is_unknown(airflow_api):
     airflow_api.api.route("GET", "/api/v2/monitor/health", (500, {"detail": "Internal Server Error"}))
     airflow_api.api.route("GET", r"/api/v2/dags/silver_to_gold_pipeline", (200, b"<html>login</html>"))
     results = by_subject(run_checks(CONFIG, now=NOW))
@@ -240,13 +256,62 @@ def test_family_server_error_and_garbage_are_unknown(airflow_api):
     assert f"GET {airflow_api.api.url}/api/v2/monitor/health -> HTTP 500" in health.message
     assert "not JSON" in results[("airflow.failed_dag_runs", "silver_to_gold_pipeline")].message
     assert results[("airflow.failed_dag_runs", "maintenance_tasks")].status is Status.OK
+    # The heartbeat is unknown, but the API server answering 500 is itself a finding (runbook: webserver 5xx).
+    server = results[("airflow.api_server", "")]
+    assert server.status is Status.CRITICAL and "HTTP 500" in server.message and server.value == 1
+    assert server.runbook == "Service Health Checks > 4. Airflow (streamflow-orchestration namespace)"
+
+
+def test_api_server_recovers_after_5xx(airflow_api):
+    """500 then 200: the finding clears on the next run, as the sweep must see it resolve."""
+    airflow_api.api.route("GET", r"/api/v2/dags/([^/]+)/dagRuns", (503, {"detail": "Service Unavailable"}))
+    first = by_subject(run_checks(CONFIG, now=NOW))[("airflow.api_server", "")]
+    # per watched DAG its first run query fails (the second is then not asked)
+    assert first.status is Status.CRITICAL and first.value == len(WATCHED)
+    airflow_api.api.route("GET", r"/api/v2/dags/([^/]+)/dagRuns", airflow_api.get_runs)
+    second = by_subject(run_checks(CONFIG, now=NOW))[("airflow.api_server", "")]
+    assert second.status is Status.OK
+
+
+# --- airflow.expected_dags ---------------------------------------------------------------------------
+
+def test_expected_dags_all_present_is_ok(airflow_api):
+    [result] = [r for r in run_checks(CONFIG, now=NOW) if r.check_name == "airflow.expected_dags"]
+    assert result.status is Status.OK and str(len(EXPECTED)) in result.message
+    assert {c.path for c in airflow_api.api.calls("GET", r"/api/v2/dags/[^/]+")} >= {
+        f"/api/v2/dags/{d}" for d in EXPECTED}
+    assert airflow_api.api.calls("GET", "/api/v2/importErrors")
+
+
+def test_expected_dags_missing_is_critical_and_names_its_import_error(airflow_api):
+    del airflow_api.dags["fraud_detection_batch"]
+    airflow_api.import_errors = af("import_errors_fraud_detection_batch")
+    [result] = [r for r in run_checks(CONFIG, now=NOW) if r.check_name == "airflow.expected_dags"]
+    assert result.status is Status.CRITICAL
+    assert "missing: fraud_detection_batch (its file fraud_detection_batch.py fails to import: " \
+           "ModuleNotFoundError: No module named 'fraud_rules')" in result.message
+    assert "airflow dags list" in result.message  # the runbook's first step
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ("paused", "paused: maintenance_tasks"),
+    ("import_error", "with import errors: fraud_detection_batch (ModuleNotFoundError"),
+])
+def test_expected_dags_paused_or_not_parsing_is_a_warning(airflow_api, change, fragment):
+    if change == "paused":
+        airflow_api.dags["maintenance_tasks"]["is_paused"] = True
+    else:
+        airflow_api.dags["fraud_detection_batch"]["has_import_errors"] = True
+        airflow_api.import_errors = af("import_errors_fraud_detection_batch")
+    [result] = [r for r in run_checks(CONFIG, now=NOW) if r.check_name == "airflow.expected_dags"]
+    assert result.status is Status.WARNING and fragment in result.message
 
 
 def test_family_unreachable_api_is_unknown_everywhere(monkeypatch):
     port = unused_port()
     use_connection(monkeypatch, f"http://127.0.0.1:{port}")
     results = run_checks(CONFIG, now=NOW)
-    assert len(results) == 1 + len(WATCHED)
+    assert len(results) == 1 + len(WATCHED) + 2  # heartbeat, each watched DAG, expected_dags, api_server
     assert all(r.status is Status.UNKNOWN and "no answer" in r.message for r in results)
     assert f"127.0.0.1:{port}/api/v2/monitor/health" in results[0].message
 
@@ -254,8 +319,9 @@ def test_family_unreachable_api_is_unknown_everywhere(monkeypatch):
 def test_family_without_connection_is_skipped(monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_STREAMFLOW_AIRFLOW_API", raising=False)
     results = run_checks(CONFIG, now=NOW)
-    assert [(r.check_name, r.status) for r in results] == [("airflow.scheduler_heartbeat", Status.SKIPPED),
-                                                           ("airflow.failed_dag_runs", Status.SKIPPED)]
+    assert [(r.check_name, r.status) for r in results] == [
+        (name, Status.SKIPPED) for name in ("airflow.scheduler_heartbeat", "airflow.failed_dag_runs",
+                                            "airflow.expected_dags", "airflow.api_server")]
     assert "streamflow_airflow_api" in results[0].message
 
 

@@ -233,6 +233,7 @@ def test_flink_fallback_missing_component_is_critical():
 
 CONFIG = load_config()
 NAMESPACES = CONFIG.kubernetes.namespaces
+INVENTORY = list(CONFIG.kubernetes.expected_workloads)
 
 
 @pytest.fixture
@@ -240,6 +241,8 @@ def kube_api(tmp_path, monkeypatch):
     """A fake Kubernetes API with a healthy platform; tests override routes to break things."""
     with FakeApi() as api:
         api.route("GET", r"/api/v1/namespaces/[^/]+/pods", pod_list("pod_running_ready"))
+        for namespace in INVENTORY:  # the runbook's expected pods, each Running and Ready
+            api.route("GET", f"/api/v1/namespaces/{namespace}/pods", k8s(f"podlist_{namespace}"))
         api.route("GET", r"/apis/kafka.strimzi.io/v1beta2/namespaces/streamflow-kafka/kafkas/streamflow-kafka",
                   k8s("kafka_ready"))
         api.route("GET", r"/apis/postgresql.cnpg.io/v1/namespaces/streamflow-data/clusters/streamflow-postgres",
@@ -264,8 +267,10 @@ def test_family_healthy_platform_is_all_ok(kube_api):
     results = run_checks(CONFIG, now=NOW)
     assert [(r.check_name, r.status) for r in results] == (
         [("kubernetes.pods", Status.OK)] * len(NAMESPACES)
+        + [("kubernetes.expected_workloads", Status.OK)] * len(INVENTORY)
         + [("kubernetes.strimzi_kafka", Status.OK), ("kubernetes.cnpg_cluster", Status.OK),
-           ("kubernetes.flink_deployment", Status.OK)])
+           ("kubernetes.flink_deployment", Status.OK), ("kubernetes.pvc_usage", Status.SKIPPED)])
+    # one pod listing per namespace feeds both pod checks
     assert {r.path for r in kube_api.calls("GET", r"/api/v1/namespaces/.*/pods")} == {
         f"/api/v1/namespaces/{ns}/pods" for ns in NAMESPACES}
     assert all(r.headers["authorization"] == "Bearer fake-token" for r in kube_api.requests)
@@ -317,8 +322,8 @@ def test_family_server_error_and_garbage_are_unknown(kube_api):
 def test_family_unreachable_api_is_unknown_everywhere(tmp_path, monkeypatch):
     port = unused_port()
     use_kubeconfig(tmp_path, monkeypatch, f"http://127.0.0.1:{port}")
-    results = run_checks(CONFIG, now=NOW)
-    assert len(results) == len(NAMESPACES) + 3
+    results = [r for r in run_checks(CONFIG, now=NOW) if r.check_name != "kubernetes.pvc_usage"]
+    assert len(results) == len(NAMESPACES) + len(INVENTORY) + 3
     assert all(r.status is Status.UNKNOWN for r in results)
     assert all(f"127.0.0.1:{port}" in r.message and "did not answer" in r.message for r in results)
 
@@ -327,8 +332,12 @@ def test_family_without_connection_is_skipped(monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_STREAMFLOW_KUBERNETES", raising=False)
     results = run_checks(CONFIG, now=NOW)
     assert {r.check_name for r in results} == {"kubernetes.pods", "kubernetes.strimzi_kafka",
-                                               "kubernetes.cnpg_cluster", "kubernetes.flink_deployment"}
-    assert all(r.status is Status.SKIPPED and "streamflow_kubernetes" in r.message for r in results)
+                                               "kubernetes.cnpg_cluster", "kubernetes.flink_deployment",
+                                               "kubernetes.expected_workloads", "kubernetes.pvc_usage"}
+    assert all(r.status is Status.SKIPPED for r in results)
+    # PVC usage comes from Prometheus, so it names that connection; the rest need the API server.
+    assert {r.check_name: r.message.split("'")[1] for r in results} == {
+        **{r.check_name: "streamflow_kubernetes" for r in results}, "kubernetes.pvc_usage": "streamflow_prometheus"}
 
 
 def test_family_hanging_api_costs_one_timeout(kube_api):
@@ -340,6 +349,156 @@ def test_family_hanging_api_costs_one_timeout(kube_api):
         return 200, pod_list("pod_running_ready")
 
     kube_api.route("GET", r"/api/v1/namespaces/[^/]+/pods", hang)
-    results = run_checks(load_config({"kubernetes": {"request_timeout_s": 0.3}}), now=NOW)
+    results = [r for r in run_checks(load_config({"kubernetes": {"request_timeout_s": 0.3}}), now=NOW)
+               if r.check_name != "kubernetes.pvc_usage"]  # Prometheus, not the API server
     assert all(r.status is Status.UNKNOWN and "did not answer" in r.message for r in results)
     assert len(kube_api.requests) == 1
+
+
+# --- kubernetes.expected_workloads --------------------------------------------------------------------
+
+def inventory_pods(namespace, drop=(), not_ready=()):
+    """The runbook's pods of a namespace (real PodList payload) minus `drop`, with `not_ready` failing."""
+    pods = [p for p in k8s(f"podlist_{namespace}")["items"] if p["metadata"]["name"] not in drop]
+    for pod in pods:
+        if pod["metadata"]["name"] in not_ready:
+            next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")["status"] = "False"
+    return pods
+
+
+def expected(namespace, executor="CeleryExecutor", **kw):
+    return ev.evaluate_expected_workloads(namespace, inventory_pods(namespace, **kw),
+                                          CONFIG.kubernetes.expected_workloads[namespace], executor)
+
+
+@pytest.mark.parametrize("namespace", INVENTORY)
+def test_expected_workloads_full_inventory_is_ok(namespace):
+    result = expected(namespace)
+    assert result.status is Status.OK and result.subject == namespace
+    assert result.runbook.startswith("Service Health Checks > ") and namespace in result.runbook
+
+
+@pytest.mark.parametrize("namespace, drop, status, fragment", [
+    # a single-instance core workload absent: critical
+    ("streamflow-kafka", {"streamflow-kafka-kafka-0"}, Status.CRITICAL, "Kafka broker (streamflow-kafka-kafka-0): 0/1"),
+    ("streamflow-processing", {"flink-jobmanager-7c9f8d6b5-r8t4v"}, Status.CRITICAL, "Flink JobManager"),
+    ("streamflow-orchestration", {"airflow-scheduler-5d8f9c7b6-k2j4h"}, Status.CRITICAL, "Airflow scheduler"),
+    # the primary gone (replicas left): critical, and the instance count is short too
+    ("streamflow-data", {"streamflow-postgres-1"}, Status.CRITICAL, "PostgreSQL primary"),
+    # fewer replicas than expected, or a non-core workload absent: warning
+    ("streamflow-processing", {"flink-taskmanager-6b8c7d5f4-z6p1q"}, Status.WARNING, "Flink TaskManagers"),
+    ("streamflow-data", {"streamflow-postgres-3"}, Status.WARNING, "PostgreSQL instances"),
+    ("streamflow-monitoring", {"kube-prometheus-stack-grafana-7f8d9c6b5-t7y8u"}, Status.WARNING, "Grafana"),
+])
+def test_expected_workloads_missing_pods(namespace, drop, status, fragment):
+    result = expected(namespace, drop=drop)
+    assert result.status is status
+    assert fragment in result.message and "kubectl get deployments,pods -n " + namespace in result.message
+    short = [w for w in result.details["workloads"] if w["serving"] < w["expected"]]
+    assert short and all(w["serving"] == w["expected"] - 1 or w["expected"] == 1 for w in short)
+
+
+def test_expected_workloads_not_ready_pod_does_not_count():
+    result = expected("streamflow-processing", not_ready={"flink-taskmanager-6b8c7d5f4-w3n9x"})
+    assert result.status is Status.WARNING and "Flink TaskManagers (flink-taskmanager-*): 1/2 serving" in result.message
+
+
+def test_expected_workloads_empty_namespace_is_a_finding_not_silence():
+    pods = inventory_pods("streamflow-kafka", drop={p["metadata"]["name"]
+                                                     for p in k8s("podlist_streamflow-kafka")["items"]})
+    result = ev.evaluate_expected_workloads("streamflow-kafka", pods, CONFIG.kubernetes.expected_workloads[
+        "streamflow-kafka"], "CeleryExecutor")
+    assert result.status is Status.CRITICAL and result.message.startswith("namespace streamflow-kafka has no pods")
+    assert result.value == 3
+
+
+def test_expected_workloads_webserver_or_api_server_and_worker_only_with_celery():
+    # The payload runs Airflow 3's api-server, accepted for the runbook's airflow-webserver.
+    assert expected("streamflow-orchestration").status is Status.OK
+    no_worker = expected("streamflow-orchestration", drop={"airflow-worker-0"})
+    assert no_worker.status is Status.WARNING and "Airflow Celery worker" in no_worker.message
+    assert expected("streamflow-orchestration", executor="KubernetesExecutor", drop={"airflow-worker-0"}).status \
+        is Status.OK
+
+
+def test_expected_workloads_inventory_is_overridable(kube_api):
+    config = load_config({"kubernetes": {"expected_workloads": {
+        "streamflow-kafka": [{"pod": "my-broker-*", "core": True, "description": "our broker"}]}}})
+    results = {r.subject: r for r in run_checks(config, now=NOW) if r.check_name == "kubernetes.expected_workloads"}
+    assert list(results) == ["streamflow-kafka"]
+    assert results["streamflow-kafka"].status is Status.CRITICAL and "our broker" in results["streamflow-kafka"].message
+
+
+# --- kubernetes.pvc_usage -----------------------------------------------------------------------------
+
+GIB = 2 ** 30
+
+
+def pvc_results(used="query_kubelet_volume_used", capacity="query_kubelet_volume_capacity"):
+    return ev.evaluate_pvc_usage(load("prometheus", used)["data"]["result"],
+                                 load("prometheus", capacity)["data"]["result"], NAMESPACES,
+                                 CONFIG.kubernetes.pvc_warning_ratio, CONFIG.kubernetes.pvc_critical_ratio)
+
+
+def test_pvc_usage_bands_per_pvc_in_the_streamflow_namespaces():
+    used = {(s["metric"]["namespace"], s["metric"]["persistentvolumeclaim"]): int(s["value"][1])
+            for s in load("prometheus", "query_kubelet_volume_used")["data"]["result"]}
+    results = {r.subject: r for r in pvc_results()}
+    assert "kube-system/not-ours" not in results  # outside the streamflow namespaces
+    for (namespace, pvc), used_bytes in used.items():
+        if namespace not in NAMESPACES:
+            continue
+        ratio = used_bytes / (20 * GIB)  # every PVC of the payload has 20 GiB
+        want = Status.CRITICAL if ratio > 0.95 else Status.WARNING if ratio >= 0.80 else Status.OK
+        assert results[f"{namespace}/{pvc}"].status is want, (pvc, ratio)
+    assert results["streamflow-data/streamflow-postgres-1"].status is Status.WARNING  # exactly 80 %
+    assert results["streamflow-data/streamflow-postgres-3"].status is Status.WARNING  # exactly 95 %: not above
+
+
+def test_pvc_usage_cites_postgres_or_kafka_runbook_steps():
+    results = {r.subject: r for r in pvc_results()}
+    postgres = results["streamflow-data/streamflow-postgres-1"]
+    assert postgres.runbook == "Alert Response Procedures > Alert: PostgresPVCNearlyFull"
+    assert "bronze_retention" in postgres.message
+    kafka = results["streamflow-kafka/data-0-streamflow-kafka-kafka-0"]
+    assert kafka.status is Status.CRITICAL and kafka.runbook == "Alert Response Procedures > Alert: KafkaBrokerDown"
+    assert "log segments" in kafka.message
+
+
+def test_pvc_usage_without_kubelet_series_is_unknown():
+    [result] = pvc_results(used="query_empty", capacity="query_empty")
+    assert result.status is Status.UNKNOWN and "kubelet" in result.message
+
+
+@pytest.fixture
+def prometheus_api(monkeypatch):
+    with FakeApi() as api:
+        def answer(request):
+            metric = request.query["query"][0].split("{", 1)[0]
+            name = {"kubelet_volume_stats_used_bytes": "query_kubelet_volume_used",
+                    "kubelet_volume_stats_capacity_bytes": "query_kubelet_volume_capacity"}[metric]
+            return 200, load("prometheus", name)
+
+        api.route("GET", "/api/v1/query", answer)
+        monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_PROMETHEUS",
+                           json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": api.port}))
+        yield api
+
+
+def test_pvc_usage_probe_queries_prometheus_for_the_namespaces(prometheus_api, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_STREAMFLOW_KUBERNETES", raising=False)
+    results = [r for r in run_checks(CONFIG, now=NOW) if r.check_name == "kubernetes.pvc_usage"]
+    assert {r.subject for r in results} == {
+        f"{s['metric']['namespace']}/{s['metric']['persistentvolumeclaim']}"
+        for s in load("prometheus", "query_kubelet_volume_used")["data"]["result"]
+        if s["metric"]["namespace"] in NAMESPACES}
+    queries = sorted(r.query["query"][0] for r in prometheus_api.calls("GET", "/api/v1/query"))
+    assert [q.split("{")[0] for q in queries] == ["kubelet_volume_stats_capacity_bytes",
+                                                   "kubelet_volume_stats_used_bytes"]
+    assert all(f"namespace=~" in q and all(ns in q for ns in NAMESPACES) for q in queries)
+
+
+def test_pvc_usage_prometheus_error_is_unknown(prometheus_api):
+    prometheus_api.route("GET", "/api/v1/query", (400, load("prometheus", "query_bad_data")))
+    [result] = [r for r in run_checks(CONFIG, now=NOW) if r.check_name == "kubernetes.pvc_usage"]
+    assert result.status is Status.UNKNOWN and "HTTP 400" in result.message

@@ -75,7 +75,9 @@ def evaluate_job_running(jobs: list[dict[str, Any]], job_name: str) -> CheckResu
                        message=f"{job_name} ({jid}) is {state}{others}",
                        step=f"if it keeps restarting, read the JobManager log and /jobs/{jid}/exceptions for the cause")
     return _result(JOB_RUNNING, Status.CRITICAL, job_name=job_name, details=details,
-                   message=f"FlinkJobNotRunning: {job_name} ({jid}) is {state}{others}")
+                   message=f"FlinkJobNotRunning: {job_name} ({jid}) is {state}{others}",
+                   step=f"read the JobManager log and /jobs/{jid}/exceptions for the cause, then restart the job "
+                        f"from its last checkpoint (remediate_flink_restart)")
 
 
 # --- flink.checkpoint_age -----------------------------------------------------------------------------
@@ -130,7 +132,9 @@ def evaluate_checkpoint_age(job: dict[str, Any] | None, checkpoints: dict[str, A
     if status is not Status.OK:
         message = "FlinkCheckpointFailing: " + message + _failure_hint(checkpoints)
     return _result(CHECKPOINT_AGE, status, message, job_name, value=None if age is None else round(age, 1),
-                   threshold=threshold, details=details)
+                   threshold=threshold, details=details,
+                   step=f"read the checkpoint statistics and state size (/jobs/{jid}/checkpoints); if checkpoints "
+                        f"expire, raise the checkpoint timeout")
 
 
 # --- flink.checkpoint_failures -------------------------------------------------------------------------

@@ -1,0 +1,107 @@
+"""The Kubernetes remediations through KubernetesHook against a local server that answers like the API:
+the PATCH requests (paths, content types, bodies) exactly as kubectl would send them."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from streamflow_ops.config import load_config
+from streamflow_ops.remediation import runner
+from streamflow_ops.remediation.actions import ActionError
+from streamflow_ops.remediation.plans import Refused
+from tests.fakes.http_api import FakeApi
+from tests.fakes.payloads import load
+from tests.health.test_kubernetes_checks import use_kubeconfig
+
+CONFIG = load_config()
+NS = "streamflow-processing"
+CR_PATH = f"/apis/flink.apache.org/v1beta1/namespaces/{NS}/flinkdeployments/fraud-detection"
+TM_PATH = f"/apis/apps/v1/namespaces/{NS}/deployments/flink-taskmanager"
+
+
+def deployment() -> dict:
+    return {"kind": "Deployment", "apiVersion": "apps/v1", **load("kubernetes", "deployments_flink_ready")["items"][1]}
+
+
+def echo(request):
+    """The API answers a PATCH with the patched object; the body is enough for the client."""
+    return 200, {"kind": "Scale" if request.path.endswith("/scale") else "Deployment", "apiVersion": "v1",
+                 "metadata": {"name": request.path.rsplit("/", 1)[-1]}, "spec": request.json()["spec"]}
+
+
+@pytest.fixture
+def kube_api(tmp_path, monkeypatch):
+    with FakeApi() as api:
+        api.route("PATCH", ".*", echo)
+        use_kubeconfig(tmp_path, monkeypatch, api.url)
+        yield api
+
+
+def patches(api):
+    return [(r.path, r.headers["content-type"], r.json()) for r in api.calls("PATCH")]
+
+
+def test_taskmanagers_on_the_operator_merge_patch_the_flinkdeployment(kube_api):
+    kube_api.route("GET", CR_PATH, load("kubernetes", "flinkdeployment_stable"))
+    plan = runner.plan_taskmanagers(CONFIG, {"replicas": 4})
+    assert patches(kube_api) == []  # planning only reads
+    runner.act_taskmanagers(CONFIG, plan, {"replicas": 4})
+    assert patches(kube_api) == [(CR_PATH, "application/merge-patch+json", {"spec": {"taskManager": {"replicas": 4}}})]
+
+
+def test_taskmanagers_without_the_operator_scale_the_deployment(kube_api):
+    kube_api.route("GET", TM_PATH, deployment())
+    plan = runner.plan_taskmanagers(CONFIG, {"replicas": 3})
+    assert plan.target == f"{NS}/Deployment/flink-taskmanager"
+    runner.act_taskmanagers(CONFIG, plan, {"replicas": 3})
+    assert patches(kube_api) == [(f"{TM_PATH}/scale", "application/merge-patch+json", {"spec": {"replicas": 3}})]
+
+
+def test_taskmanagers_refused_while_the_operator_upgrades(kube_api):
+    kube_api.route("GET", CR_PATH, load("kubernetes", "flinkdeployment_upgrading"))
+    with pytest.raises(Refused, match="UPGRADING"):
+        runner.plan_taskmanagers(CONFIG, {"replicas": 3})
+
+
+def test_restart_workload_sends_kubectls_rollout_restart_patch(kube_api):
+    kube_api.route("GET", TM_PATH, deployment())
+    params = {"namespace": NS, "kind": "Deployment", "name": "flink-taskmanager"}
+    plan = runner.plan_workload(CONFIG, params)
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    outcome = runner.act_workload(CONFIG, plan, params)
+    [(path, content_type, body)] = patches(kube_api)
+    assert (path, content_type) == (TM_PATH, "application/strategic-merge-patch+json")
+    stamp = body["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+    assert body == {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
+    restarted = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    assert before <= restarted <= datetime.now(timezone.utc)
+    assert outcome["rows_affected"] == 1
+
+
+def test_restart_workload_statefulset_path(kube_api):
+    config = load_config({"remediation": {"restartable_workloads": [
+        {"namespace": "streamflow-kafka", "kind": "StatefulSet", "name": "streamflow-kafka-kafka"}]}})
+    path = "/apis/apps/v1/namespaces/streamflow-kafka/statefulsets/streamflow-kafka-kafka"
+    kube_api.route("GET", path, {**deployment(), "kind": "StatefulSet"})
+    params = {"namespace": "streamflow-kafka", "kind": "StatefulSet", "name": "streamflow-kafka-kafka"}
+    runner.act_workload(config, runner.plan_workload(config, params), params)
+    assert [(p, t) for p, t, _ in patches(kube_api)] == [(path, "application/strategic-merge-patch+json")]
+
+
+def test_restart_workload_refuses_anything_not_allow_listed_without_asking_the_api(kube_api):
+    for params, reason in [
+        ({"namespace": "kube-system", "kind": "Deployment", "name": "coredns"}, "streamflow-\\* namespaces"),
+        ({"namespace": NS, "kind": "Deployment", "name": "some-other-app"}, "not in remediation.restartable_workloads"),
+    ]:
+        with pytest.raises(Refused, match=reason):
+            runner.plan_workload(CONFIG, params)
+    assert kube_api.requests == []
+
+
+def test_a_rejected_patch_is_an_action_error_naming_the_api_answer(kube_api):
+    kube_api.route("GET", TM_PATH, deployment())
+    kube_api.route("PATCH", TM_PATH, (403, load("kubernetes", "status_forbidden")))
+    params = {"namespace": NS, "kind": "Deployment", "name": "flink-taskmanager"}
+    with pytest.raises(ActionError, match=f"PATCH {TM_PATH} failed: .*HTTP 403"):
+        runner.act_workload(CONFIG, runner.plan_workload(CONFIG, params), params)

@@ -1,4 +1,4 @@
-"""On-demand PostgreSQL backup with restore verification (runbook section 2.4)."""
+"""On-demand PostgreSQL backup with restore verification (runbook "Backup and Recovery")."""
 from __future__ import annotations
 
 from airflow.sdk import Param, dag
@@ -17,39 +17,45 @@ from streamflow_ops.maintenance.params import IDENTIFIER
         "dry_run": dry_run_param(False, "the backup is only planned (what would be dumped or created, "
                                         "which old folders retention would remove)"),
         "method": Param(
-            None, type=["null", "string"], enum=[None, "cnpg", "pg_dump"], title="Method",
+            None, type=["null", "string"], enum=[None, "cnpg", "pg_dump", "gold_export"], title="Method",
             description="cnpg: a CloudNativePG Backup CR (physical base backup of the whole cluster). "
-                        "pg_dump: a logical dump of the schemas below into backup.folder. "
-                        "Empty: the config's backup.method.",
+                        "gold_export: every gold view's rows as data from one snapshot, restorable alone "
+                        "(no silver). pg_dump: a logical dump of the schemas below (plus what their views "
+                        "read) into backup.folder. Empty: cnpg when the Kubernetes connection is defined "
+                        "and no schemas are given, else gold_export for [\"gold\"], else pg_dump.",
         ),
         "schemas": Param(
             None, type=["null", "array"], items={"type": "string", "pattern": IDENTIFIER.pattern},
-            title="Schemas (pg_dump)",
-            description="Schemas to dump, e.g. [\"gold\"]. Schemas their views read from are added so that "
-                        "the dump restores. Empty: the config's backup.schemas (default gold).",
+            title="Schemas (pg_dump, gold_export)",
+            description="Schemas to back up, e.g. [\"gold\"]. pg_dump adds the schemas their views read "
+                        "from so that the dump restores. Empty: the config's backup.schemas (default gold).",
         ),
         "verify": Param(
             True, type="boolean", title="Verify",
-            description="pg_dump: restore into a scratch database (always dropped) and compare row and "
-                        "object counts with the manifest. cnpg: check the Backup CR's WAL range and the "
-                        "Cluster's last successful backup.",
+            description="pg_dump/gold_export: restore into a scratch database (always dropped) and compare "
+                        "with what the dump's snapshot held. cnpg: check the Backup CR's WAL range and the "
+                        "Cluster's last successful backup. false: recorded as 'unverified', which "
+                        "postgres.backup_age does not count.",
         ),
     },
     doc_md="""
 ### postgres_backup (manual)
-A backup you can trust, on demand. Runbook 2.4.
+A backup you can trust, on demand (runbook "Backup and Recovery").
 
 - **cnpg**: creates a `postgresql.cnpg.io/v1` `Backup` for the configured cluster (what
-  `kubectl cnpg backup` does), waits in the triggerer for `status.phase == completed` (fails quoting
-  `status.error`, times out after `backup.timeout_s`), then checks `beginWal`/`endWal` and the Cluster's
-  `status.lastSuccessfulBackup`.
-- **pg_dump**: dumps the schemas (plus what their views read) from one snapshot into
-  `backup.folder/streamflow-backup-<UTC stamp>/` with a `manifest.json` (sizes, per-table and
-  materialized-view row counts, sha256, server version); restores it into a scratch database and
-  compares; then deletes folders older than `backup.keep_days`, never the newest good one.
+  `kubectl cnpg backup` does; the name is stable per run and task, so a retry adopts it), waits in the
+  triggerer for `status.phase == completed` (fails quoting `status.error`, times out after
+  `backup.timeout_s`), then checks `beginWal`/`endWal` and the Cluster's `status.lastSuccessfulBackup`.
+- **gold_export** (default for `schemas: ["gold"]` without Kubernetes): every gold relation's rows as
+  data, from one snapshot, with row counts and a checksum per view; restores alone into an empty
+  database; verified by restoring into a scratch database and comparing exactly.
+- **pg_dump**: dumps the schemas (plus what their views read) from one snapshot; verified by a restore:
+  tables exactly, materialized views present, populated and refreshable.
 
-Every successful backup is one `ops.maintenance_audit` row (`action = 'backup'`, `outcome = 'success'`),
-which the `postgres.backup_age` health check reads. Bad input fails before any work, naming the param.
+Files go to `backup.folder/streamflow-backup-<UTC stamp>/` with a `manifest.json`; folders older than
+`backup.keep_days` are deleted after a verified backup, never the newest verified one. Each backup is one
+`ops.maintenance_audit` row (`action = 'backup'`, outcome `verified`, `unverified` or `failed`);
+`postgres.backup_age` counts `verified` only. Bad input fails before any work, naming the param.
 """,
 )
 def postgres_backup():

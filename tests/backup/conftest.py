@@ -1,8 +1,12 @@
-"""Shared pieces of the backup tests: a Kubernetes far end answering with real CNPG documents."""
+"""Shared pieces of the backup tests: a Kubernetes far end answering with real CNPG documents, and a live
+warehouse (a writer thread inserting into bronze and silver, gold older than silver)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
+import psycopg
 import pytest
 
 from tests.dagfiles import load_repo_dag as load_dag  # noqa: F401 - the backup tests import it from here
@@ -55,3 +59,73 @@ def phases(api: FakeApi, name: str, sequence: list[dict]) -> None:
 
     api.route("GET", f"{BACKUPS}/{name}", answer)
 
+
+
+# --- a live warehouse: gold older than silver, and a writer busy in bronze and silver -----------------
+
+NEW_DAY = 1_893_456_000  # 2030-01-01 00:00 UTC: a day no gold view has seen yet
+
+
+def insert_transactions(conn, first: int, count: int) -> None:
+    """`count` promoted transactions on NEW_DAY (bronze and silver, one transaction)."""
+    with conn.transaction():
+        conn.execute(
+            "insert into bronze.transactions (transaction_id, customer_id, merchant_id, amount, currency, "
+            "location, transaction_time) select 'live-' || g, 'c-live', 'm-live', 10.50, 'EUR', 'Berlin', %(t)s + g "
+            "from generate_series(%(first)s::int, %(last)s::int) g", {"first": first, "last": first + count - 1, "t": NEW_DAY})
+        conn.execute(
+            "insert into silver.transactions_enriched (transaction_id, customer_id, amount, fraud_score, "
+            "transaction_time, enriched_at) select 'live-' || g, 'c-live', 10.50, 0.9, %(t)s + g, now() "
+            "from generate_series(%(first)s::int, %(last)s::int) g", {"first": first, "last": first + count - 1, "t": NEW_DAY})
+
+
+class Writer(threading.Thread):
+    """Inserts into bronze and silver every few milliseconds until stopped, like the Flink job."""
+
+    def __init__(self, dsn: str):
+        super().__init__(daemon=True)
+        self.dsn, self.stop_event, self.batches, self.error = dsn, threading.Event(), 0, None
+
+    def run(self) -> None:
+        try:
+            with psycopg.connect(self.dsn, autocommit=True) as conn:
+                while not self.stop_event.is_set():
+                    insert_transactions(conn, 1_000 + self.batches * 5, 5)
+                    self.batches += 1
+                    self.stop_event.wait(0.005)
+        except Exception as exc:  # noqa: BLE001 - reported by the fixture
+            self.error = exc
+
+    def wait_for_batches(self, n: int, timeout_s: float = 10) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.batches < n and time.monotonic() < deadline and self.error is None:
+            time.sleep(0.01)
+        assert self.batches >= n, f"writer stuck: {self.error}"
+
+
+@pytest.fixture
+def live_warehouse(warehouse_db):
+    """The seeded warehouse with silver rows newer than every gold view, and a writer running throughout."""
+    with psycopg.connect(warehouse_db, autocommit=True) as conn:
+        insert_transactions(conn, 1, 10)  # after the seed's refresh: gold is older than silver
+    writer = Writer(warehouse_db)
+    writer.start()
+    writer.wait_for_batches(3)
+    yield warehouse_db, writer
+    writer.stop_event.set()
+    writer.join(5)
+    assert writer.error is None, writer.error
+
+
+def backup_config(folder, **backup):
+    from streamflow_ops.config import load_config
+
+    return load_config({"backup": {"folder": str(folder), **backup}})
+
+
+def audit_rows(dsn: str, action: str = "backup") -> list[dict]:
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+        return conn.execute("select action, target, dry_run, outcome, rows_affected, details "
+                            "from ops.maintenance_audit where action = %s order by id", (action,)).fetchall()

@@ -1,4 +1,4 @@
-"""Retention of pg_dump folders: exact folders kept and removed; the newest good backup always stays."""
+"""Retention of backup folders: exact folders kept and removed; the newest VERIFIED backup always stays."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,9 @@ from streamflow_ops.backup.retention import BackupEntry, apply_retention, plan_r
 NOW = datetime(2026, 3, 10, 3, 0, tzinfo=timezone.utc)
 
 
-def entry(days_ago: float, ok: bool = True) -> BackupEntry:
+def entry(days_ago: float, verified: bool = True) -> BackupEntry:
     taken = NOW - timedelta(days=days_ago)
-    return BackupEntry(f"streamflow-backup-{taken:%Y%m%dT%H%M%SZ}", taken, ok)
+    return BackupEntry(f"streamflow-backup-{taken:%Y%m%dT%H%M%SZ}", taken, verified)
 
 
 def test_keeps_n_days_and_removes_the_rest():
@@ -21,16 +21,16 @@ def test_keeps_n_days_and_removes_the_rest():
     assert plan.keep == [e.name for e in (entries[2], entries[1], entries[0])]
 
 
-def test_newest_successful_is_kept_even_when_everything_is_old():
-    entries = [entry(20), entry(15), entry(10, ok=False), entry(9, ok=False)]
+def test_newest_verified_is_kept_even_when_newer_unverified_ones_exist():
+    entries = [entry(20), entry(15), entry(10, verified=False), entry(9, verified=False)]
     plan = plan_retention(entries, NOW, keep_days=7)
-    assert plan.newest_successful == entries[1].name
+    assert plan.newest_verified == entries[1].name
     assert plan.keep == [entries[1].name]
     assert plan.remove == [entries[0].name, entries[2].name, entries[3].name]
 
 
-def test_recent_failed_backups_do_not_count_as_the_newest_good_one():
-    entries = [entry(8), entry(1, ok=False)]
+def test_recent_unverified_backups_do_not_count_as_the_newest_verified_one():
+    entries = [entry(8), entry(1, verified=False)]
     plan = plan_retention(entries, NOW, keep_days=7)
     assert plan.keep == [entries[0].name, entries[1].name] and plan.remove == []
 
@@ -41,9 +41,11 @@ def test_on_disk_only_our_folders_are_touched_and_dry_run_changes_nothing(tmp_pa
         if status:
             (tmp_path / name / "manifest.json").write_text(json.dumps({"status": status}))
 
-    make("streamflow-backup-20260101T030000Z", "verified")   # 68 days old, not the newest good one
-    make("streamflow-backup-20260201T030000Z", "dumped")     # newest good one, old: kept
-    make("streamflow-backup-20260305T030000Z", "failed")     # recent, failed: kept
+    make("streamflow-backup-20260101T030000Z", "verified")   # 68 days old, not the newest verified one
+    make("streamflow-backup-20260201T030000Z", "verified")   # newest verified one, old: kept
+    make("streamflow-backup-20260203T030000Z", "unverified")  # newer but verify=false, old: removed
+    make("streamflow-backup-20260204T030000Z", "dumped")     # killed mid-verify, old: removed
+    make("streamflow-backup-20260305T030000Z", "failed")     # recent, failed: kept (inside keep_days)
     make("streamflow-backup-20260202T030000Z", None)         # crashed mid-dump, old: removed
     make("somebody-elses-folder", None)                      # not ours: never touched
     (tmp_path / "streamflow-backup-20250101T030000Z.tar").write_text("")  # not a folder of ours
@@ -51,7 +53,8 @@ def test_on_disk_only_our_folders_are_touched_and_dry_run_changes_nothing(tmp_pa
     before = sorted(p.name for p in tmp_path.iterdir())
     plan = apply_retention(tmp_path, NOW, keep_days=7, dry_run=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
-    assert plan.remove == ["streamflow-backup-20260101T030000Z", "streamflow-backup-20260202T030000Z"]
+    assert plan.remove == ["streamflow-backup-20260101T030000Z", "streamflow-backup-20260202T030000Z",
+                           "streamflow-backup-20260203T030000Z", "streamflow-backup-20260204T030000Z"]
 
     apply_retention(tmp_path, NOW, keep_days=7, dry_run=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [

@@ -3,8 +3,8 @@ server answering like the Kubernetes API with real CloudNativePG Backup and Clus
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from datetime import datetime, timezone
 
 import pytest
 
@@ -12,14 +12,14 @@ from streamflow_ops.backup import cnpg
 from streamflow_ops.backup.request import BackupInputError, check_cnpg_ready
 from streamflow_ops.backup.status import backup_in_progress
 from streamflow_ops.config import load_config
-from streamflow_ops.kubernetes.cnpg_backup_trigger import CnpgBackupTrigger
+from streamflow_ops.backup.triggers import CnpgBackupTrigger
 from tests.backup.conftest import BACKUPS, backup_in_phase, cnpg as payload, phases
 
 NAME = "streamflow-postgres-202601150200-3f2a9c1d"
 CONFIG = load_config({"backup": {"method": "cnpg", "poll_interval_s": 0.01}})
 
 
-def run_trigger(timeout_s: float = 5) -> list[dict]:
+def run_trigger(timeout_s: float = 15) -> list[dict]:
     trigger = CnpgBackupTrigger(name=NAME, namespace="streamflow-data", conn_id="streamflow_kubernetes",
                                 deadline=time.time() + timeout_s, poll_interval_s=0.01, request_timeout_s=5)
 
@@ -32,7 +32,7 @@ def run_trigger(timeout_s: float = 5) -> list[dict]:
 def test_trigger_serialises_to_its_own_kwargs():
     trigger = CnpgBackupTrigger(name=NAME, namespace="ns", conn_id="c", deadline=1.5, poll_interval_s=2)
     path, kwargs = trigger.serialize()
-    assert path == "streamflow_ops.kubernetes.cnpg_backup_trigger.CnpgBackupTrigger"
+    assert path == "streamflow_ops.backup.triggers.CnpgBackupTrigger"
     assert CnpgBackupTrigger(**kwargs).serialize() == (path, kwargs)
 
 
@@ -86,11 +86,31 @@ def test_create_sends_a_cnpg_backup_cr(kube):
     assert created["metadata"]["name"] == NAME
 
 
-def test_create_on_retry_finds_its_own_cr(kube):
-    kube.route("POST", BACKUPS, (409, {"kind": "Status", "code": 409, "reason": "AlreadyExists",
-                                       "message": f'backups.postgresql.cnpg.io "{NAME}" already exists'}))
-    kube.route("GET", f"{BACKUPS}/{NAME}", backup_in_phase("running"))
-    assert cnpg.create_backup(CONFIG, cnpg.backup_body(NAME, CONFIG))["status"]["phase"] == "running"
+def test_a_retry_adopts_the_backup_its_first_try_created(kube):
+    """Try 1 creates the CR (201); try 2 derives the same name, gets 409 AlreadyExists, adopts the object."""
+    stored: dict[str, dict] = {}
+
+    def create(request):
+        body = request.json()
+        name = body["metadata"]["name"]
+        if name in stored:
+            return 409, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 409,
+                         "reason": "AlreadyExists",
+                         "message": f'backups.postgresql.cnpg.io "{name}" already exists',
+                         "details": {"name": name, "group": "postgresql.cnpg.io", "kind": "backups"}}
+        stored[name] = {**body, "status": backup_in_phase("running")["status"]}
+        kube.route("GET", f"{BACKUPS}/{name}", stored[name])
+        return 201, body
+
+    kube.route("POST", BACKUPS, create)
+    names = []
+    for _try in (1, 2):
+        name = cnpg.backup_name("streamflow-postgres", "postgres_backup", "manual__2026-01-15T02:00:00+00:00",
+                                "backup.cnpg_create")
+        names.append(cnpg.create_backup(CONFIG, cnpg.backup_body(name, CONFIG))["metadata"]["name"])
+    assert names[0] == names[1] and list(stored) == [names[0]]
+    assert [c.json()["metadata"]["name"] for c in kube.calls("POST", BACKUPS)] == names
+    assert len(kube.calls("GET", f"{BACKUPS}/{names[0]}")) == 1  # only the retry had to read it
 
 
 def test_plugin_method_names_the_plugin():
@@ -101,11 +121,17 @@ def test_plugin_method_names_the_plugin():
         "pluginConfiguration": {"name": "barman-cloud.cloudnative-pg.io"}}
 
 
-def test_backup_name_is_dns_safe_and_stable_per_run():
-    now = datetime(2026, 1, 15, 2, 0, tzinfo=timezone.utc)
-    name = cnpg.backup_name("streamflow-postgres", "manual__2026-01-15T02:00:00+00:00", now)
-    assert name == cnpg.backup_name("streamflow-postgres", "manual__2026-01-15T02:00:00+00:00", now)
-    assert name.startswith("streamflow-postgres-202601150200-") and len(name) <= 63
+def test_backup_name_is_dns_safe_and_stable_per_run_and_task():
+    run = "manual__2026-01-15T02:00:00+00:00"
+    name = cnpg.backup_name("streamflow-postgres", "postgres_backup", run, "backup.cnpg_create")
+    assert name == cnpg.backup_name("streamflow-postgres", "postgres_backup", run, "backup.cnpg_create")
+    others = {cnpg.backup_name("streamflow-postgres", "maintenance_tasks", run, "backup.cnpg_create"),
+              cnpg.backup_name("streamflow-postgres", "postgres_backup", run + "x", "backup.cnpg_create"),
+              cnpg.backup_name("streamflow-postgres", "postgres_backup", run, "other.cnpg_create")}
+    assert name not in others and len(others) == 3
+    assert re.fullmatch(r"streamflow-postgres-sfo-[0-9a-f]{12}", name)
+    long = cnpg.backup_name("a" * 80, "d", "r", "t")
+    assert len(long) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", long)
 
 
 def test_verification_passes_on_a_completed_backup_the_cluster_records():

@@ -66,7 +66,7 @@ def test_txid_wraparound_bands(age, expected):
     assert result.status is expected and result.value == age
 
 
-@pytest.mark.parametrize("hours, expected", [(1, Status.OK), (26, Status.OK), (26.5, Status.WARNING),
+@pytest.mark.parametrize("hours, expected", [(1, Status.OK), (25.9, Status.OK), (26, Status.WARNING),
                                              (50, Status.WARNING), (50.5, Status.CRITICAL)])
 def test_backup_age_bands(hours, expected):
     result = pg.evaluate_backup_age({"ops.maintenance_audit": NOW - timedelta(hours=hours)}, {}, NOW, CFG)

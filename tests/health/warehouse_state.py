@@ -17,13 +17,13 @@ def make_live(dsn: str) -> None:
 
 
 def record_backup(dsn: str, hours_ago: float) -> None:
-    """An audit row as postgres_backup writes it after a successful backup."""
+    """An audit row as postgres_backup writes it after a verified backup."""
     finished = datetime.now(timezone.utc) - timedelta(hours=hours_ago)
     with psycopg.connect(dsn, autocommit=True) as conn:
         ensure_ops_schema(conn)
         write_audit(conn, AuditRecord("postgres_backup", "manual__test", "backup", "backup", "gold", dry_run=False,
                                       started_at=finished - timedelta(minutes=3), finished_at=finished,
-                                      outcome="success", details={"method": "pg_dump", "location": "/tmp/x.dump",
+                                      outcome="verified", details={"method": "pg_dump", "location": "/tmp/x.dump",
                                                                   "size_bytes": 1024, "duration_s": 180}))
 
 

@@ -128,7 +128,8 @@ def test_window_has_the_contracted_schedule_and_deadline():
     assert [t.task_id for t in dag.topological_sort()][-1] == "report"
 
 
-def test_window_runs_every_step_and_reports_to_slack(wh, monkeypatch):
+def test_window_runs_every_step_and_reports_to_slack(wh, monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW_VAR_STREAMFLOW_OPS_CONFIG", json.dumps({"backup": {"folder": str(tmp_path)}}))
     with FakeApi() as slack:
         slack.route("POST", r"/.*", (200, b"ok"))
         monkeypatch.setenv("AIRFLOW_CONN_SLACK_STREAMFLOW_ALERTS", json.dumps(
@@ -138,7 +139,7 @@ def test_window_runs_every_step_and_reports_to_slack(wh, monkeypatch):
     assert dr.state == "success", states(dr)
     ran = states(dr)
     assert {t for t, state in ran.items() if state == "skipped"} == {
-        "backup.cnpg_create", "backup.cnpg_wait", "backup.cnpg_verify"}  # method pg_dump (the default)
+        "backup.cnpg_create", "backup.cnpg_wait", "backup.cnpg_verify"}  # no Kubernetes: gold_export
     assert {state for t, state in ran.items() if not t.startswith("backup.cnpg_")} == {"success"}
     text = xcom(dr, "report")
     for line in ("maintenance.bronze_retention", "deleted", "maintenance.vacuum", "maintenance.gold_refresh",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime
 from typing import Any
 
 from streamflow_ops.config import StreamflowOpsConfig
@@ -23,11 +22,12 @@ FAILED = ("failed", "walArchivingFailing")
 IN_PROGRESS = ("", "pending", "started", "running", "finalizing")
 
 
-def backup_name(cluster: str, run_id: str, now: datetime) -> str:
-    """DNS-1123 name, stable for one run (a retry finds its own CR instead of starting another)."""
-    digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
-    name = f"{cluster}-{now.strftime('%Y%m%d%H%M')}-{digest}"
-    return re.sub(r"[^a-z0-9-]", "-", name.lower())[:63].strip("-")
+def backup_name(cluster: str, dag_id: str, run_id: str, task_id: str) -> str:
+    """DNS-1123 name, the same for every try of one task in one run: a retry adopts its own CR (409)
+    instead of starting a second backup. Nothing time-dependent goes into it."""
+    digest = hashlib.sha256("\x1f".join((dag_id, run_id, task_id)).encode()).hexdigest()[:12]
+    name = re.sub(r"[^a-z0-9-]", "-", cluster.lower())[:63 - 17].strip("-")
+    return f"{name}-sfo-{digest}"
 
 
 def backup_body(name: str, config: StreamflowOpsConfig, labels: dict[str, str] | None = None) -> dict[str, Any]:

@@ -1,21 +1,25 @@
-"""What a backup run was asked to do, and whether it can be done: refused before any work otherwise."""
+"""What a backup run was asked to do, and whether it can be done: refused before any work otherwise.
+
+Method when neither the `method` param nor `backup.method` names one ("auto"):
+- `cnpg` (the full backup, runbook "Backup and Recovery") whenever the Kubernetes connection is defined and
+  no `schemas` param asks for a logical backup;
+- otherwise `gold_export` when the schemas are exactly the gold schema (its rows as data, no silver),
+  and `pg_dump` of the schemas for anything else.
+"""
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from streamflow_ops.backup.folder import BackupInputError, check_folder_writable
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.maintenance.params import IDENTIFIER
 from streamflow_ops.sqlfiles import load_sql
 
-METHODS = ("cnpg", "pg_dump")
-
-
-class BackupInputError(ValueError):
-    """Bad input; the message starts with the param or config key at fault. Retrying cannot fix it."""
+METHODS = ("cnpg", "pg_dump", "gold_export")
+FILE_METHODS = ("pg_dump", "gold_export")
 
 
 @dataclass(frozen=True)
@@ -34,11 +38,23 @@ class BackupRequest:
         return cls(data["method"], tuple(data["schemas"]), data["verify"], data["dry_run"])
 
 
-def resolve_request(params: Mapping[str, Any], config: StreamflowOpsConfig) -> BackupRequest:
-    """Params win over config; an absent or null param means "the config's value". Pure."""
-    method = params.get("method") or config.backup.method
-    if method not in METHODS:
-        raise BackupInputError(f"method: unknown backup method {method!r}; use one of {', '.join(METHODS)}")
+def choose_method(param_method: str | None, config_method: str, schemas_param: bool, schemas: list[str],
+                  gold_schema: str, kubernetes_defined: bool) -> str:
+    """The backup method (see the module docstring). Pure."""
+    if param_method:
+        return param_method
+    if config_method != "auto":
+        return config_method
+    if kubernetes_defined and not schemas_param:
+        return "cnpg"
+    return "gold_export" if schemas == [gold_schema] else "pg_dump"
+
+
+def resolve_request(params: Mapping[str, Any], config: StreamflowOpsConfig,
+                    kubernetes_defined: bool | None = None) -> BackupRequest:
+    """Params win over config; an absent or null param means "the config's value"."""
+    from streamflow_ops.connections import connection_defined
+
     schemas = params.get("schemas") or list(config.backup.schemas)
     if isinstance(schemas, str) or not all(isinstance(s, str) for s in schemas):
         raise BackupInputError(f"schemas: expected a list of schema names, got {schemas!r}")
@@ -46,43 +62,40 @@ def resolve_request(params: Mapping[str, Any], config: StreamflowOpsConfig) -> B
     if bad:
         raise BackupInputError(f"schemas: unsafe or invalid schema name(s) {bad} "
                                f"(allowed: lower-case letters, digits, underscore)")
+    schemas = list(dict.fromkeys(schemas))
+    if params.get("method") and params["method"] not in METHODS:
+        raise BackupInputError(f"method: unknown backup method {params['method']!r}; use one of {', '.join(METHODS)}")
+    if kubernetes_defined is None:
+        kubernetes_defined = connection_defined(config.kubernetes.conn_id)
+    method = choose_method(params.get("method"), config.backup.method, bool(params.get("schemas")), schemas,
+                           config.warehouse.gold_schema, kubernetes_defined)
     verify = params.get("verify")
-    return BackupRequest(method=method, schemas=tuple(dict.fromkeys(schemas)),
-                         verify=True if verify is None else bool(verify),
+    return BackupRequest(method=method, schemas=tuple(schemas), verify=True if verify is None else bool(verify),
                          dry_run=bool(params.get("dry_run", False)))
 
 
-def check_pg_dump_ready(request: BackupRequest, config: StreamflowOpsConfig, conn) -> list[str]:
-    """Binaries, folder and schemas are usable; returns the schemas to dump (with dependencies)."""
+def check_file_backup_ready(request: BackupRequest, config: StreamflowOpsConfig, conn) -> list[str]:
+    """Binaries, folder and schemas are usable; returns the schemas to dump (pg_dump: with dependencies)."""
     cfg = config.backup
-    for tool in ("pg_dump", "pg_restore"):
-        if not os.access(Path(cfg.pg_bin_dir) / tool, os.X_OK):
-            raise BackupInputError(f"backup.pg_bin_dir: {tool} not found or not executable in {cfg.pg_bin_dir}")
+    if request.method == "pg_dump":
+        for tool in ("pg_dump", "pg_restore"):
+            if not os.access(Path(cfg.pg_bin_dir) / tool, os.X_OK):
+                raise BackupInputError(f"backup.pg_bin_dir: {tool} not found or not executable in {cfg.pg_bin_dir}")
     check_folder_writable(cfg.folder)
     missing = [r[0] for r in conn.execute(load_sql("backup_missing_schemas.sql"),
                                           {"schemas": list(request.schemas)}).fetchall()]
     if missing:
         raise BackupInputError(f"schemas: schema(s) {missing} do not exist in the warehouse "
                                f"({config.warehouse.conn_id})")
+    if request.method == "gold_export":  # rows as data: needs nothing outside its own schemas
+        return list(request.schemas)
     dependencies = dependency_schemas(conn, list(request.schemas))
     if dependencies and not cfg.include_dependencies:
         raise BackupInputError(
             f"schemas: {list(request.schemas)} read from {dependencies} (views, materialized views or "
-            f"foreign keys); a dump without them cannot be restored. Add them to schemas or set "
-            f"backup.include_dependencies=true")
+            f"foreign keys); a dump without them cannot be restored. Add them to schemas, set "
+            f"backup.include_dependencies=true, or use method gold_export (rows as data)")
     return [*request.schemas, *dependencies]
-
-
-def check_folder_writable(folder: str) -> None:
-    """Create the folder if needed and prove we can write there (os.access lies on some mounts)."""
-    path = Path(folder)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-probe-{uuid.uuid4().hex}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise BackupInputError(f"backup.folder: {folder} is not writable ({exc.strerror or exc})") from None
 
 
 def dependency_schemas(conn, schemas: list[str]) -> list[str]:

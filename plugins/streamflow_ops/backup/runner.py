@@ -1,7 +1,8 @@
-"""One pg_dump backup end to end: dump -> verify -> audit -> retention, in that order.
+"""One file backup (pg_dump or gold_export) end to end: dump -> verify -> audit -> retention, in that order.
 
-Retention runs only after the backup is good, so a failed backup never deletes older ones. Every
-step runs in one task on one worker, because the dump folder may be local to that worker.
+Retention runs only after a verified backup, so a failed or unverified one never deletes older ones.
+Every step runs in one task, because only the task that wrote the dump may trust its folder (the share
+marker proves the folder is the one the validating task saw).
 """
 from __future__ import annotations
 
@@ -11,75 +12,78 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from streamflow_ops.backup.pg_dump import new_backup_folder, read_manifest, take_dump, write_manifest
+from streamflow_ops.backup.audit import DRY_RUN, FAILED, UNVERIFIED, VERIFIED, record_backup
+from streamflow_ops.backup.folder import new_backup_folder, read_manifest, write_manifest
 from streamflow_ops.backup.request import BackupRequest
 from streamflow_ops.backup.retention import apply_retention
-from streamflow_ops.backup.verify import verify_dump
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.maintenance.audit import Actor
-from streamflow_ops.store import AuditRecord, ensure_ops_schema, write_audit
 
 log = logging.getLogger(__name__)
 
 
-def record_backup(config: StreamflowOpsConfig, run: Actor, *, target: str, dry_run: bool, outcome: str,
-                  started_at: datetime, details: dict[str, Any], rows: int | None = None) -> int:
-    """Write the ops.maintenance_audit row for a backup (action "backup")."""
-    from streamflow_ops.postgres.connection import warehouse_connection
+def _dump_and_verify(config: StreamflowOpsConfig, request: BackupRequest, dump_schemas: list[str],
+                     folder: Path, run: Actor) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    if request.method == "gold_export":
+        from streamflow_ops.backup.gold_export import take_export, verify_export
 
-    ops = config.warehouse.ops_schema
-    with warehouse_connection(config.warehouse) as conn:
-        ensure_ops_schema(conn, ops)
-        return write_audit(conn, AuditRecord(dag_id=run.dag_id, run_id=run.run_id, task_id=run.task_id,
-                                             action="backup", target=target, dry_run=dry_run, outcome=outcome,
-                                             started_at=started_at, rows_affected=rows, details=details), ops)
+        manifest = take_export(config, list(request.schemas), folder)
+        return manifest, verify_export(config, folder, run) if request.verify else None
+    from streamflow_ops.backup.pg_dump import take_dump
+    from streamflow_ops.backup.verify import verify_dump
+
+    manifest = take_dump(config, list(request.schemas), dump_schemas, folder).manifest
+    return manifest, verify_dump(config, folder, run) if request.verify else None
 
 
-def run_pg_dump(config: StreamflowOpsConfig, request: BackupRequest, dump_schemas: list[str], run: Actor,
-                now: datetime | None = None) -> dict[str, Any]:
-    """Dump, verify, audit, then prune old folders. Returns a summary for XCom and the report."""
+def run_file_backup(config: StreamflowOpsConfig, request: BackupRequest, dump_schemas: list[str], run: Actor,
+                    now: datetime | None = None) -> dict[str, Any]:
+    """Dump, verify, audit (verified | unverified | failed), then prune old folders after a verified one."""
     cfg = config.backup
     now = now or datetime.now(timezone.utc)
     root = Path(cfg.folder)
     if request.dry_run:
         plan = apply_retention(root, now, cfg.keep_days, dry_run=True)
-        summary = {"method": "pg_dump", "dry_run": True, "would_dump": dump_schemas, "folder": str(root),
-                   "format": cfg.dump_format, "verify": request.verify, "would_remove": plan.remove}
-        record_backup(config, run, target=str(root), dry_run=True, outcome="dry_run", started_at=now,
-                      details=summary)
+        summary = {"method": request.method, "dry_run": True, "would_dump": dump_schemas, "folder": str(root),
+                   "verify": request.verify, "would_remove": plan.remove}
+        record_backup(config, run, target=str(root), dry_run=True, outcome=DRY_RUN, started_at=now, details=summary)
         return summary
     started = time.monotonic()
     folder = new_backup_folder(cfg.folder, now)
     try:
-        manifest = take_dump(config, list(request.schemas), dump_schemas, folder).manifest
-        verification = verify_dump(config, folder) if request.verify else None
-        manifest.update(status="verified" if verification else "dumped", verification=verification)
+        manifest, verification = _dump_and_verify(config, request, dump_schemas, folder, run)
+        outcome = VERIFIED if verification else UNVERIFIED
+        manifest.update(status=outcome, verification=verification)
         write_manifest(folder, manifest)
-    except Exception as exc:
+    except BaseException as exc:
         _mark_failed(folder, exc)
-        record_backup(config, run, target=str(folder), dry_run=False, outcome="failed", started_at=now,
-                      details={"method": "pg_dump", "location": str(folder), "error": str(exc)[:2000]})
+        record_backup(config, run, target=str(folder), dry_run=False, outcome=FAILED, started_at=now,
+                      details={"method": request.method, "location": str(folder), "schemas": list(request.schemas),
+                               "duration_s": round(time.monotonic() - started, 3),
+                               "error": f"{type(exc).__name__}: {exc}"[:2000]})
         raise
     duration = round(time.monotonic() - started, 3)
     rows = sum(r["rows"] or 0 for r in manifest["relations"])
-    details = {"method": "pg_dump", "location": str(folder), "size_bytes": manifest["size_bytes"],
+    details = {"method": request.method, "location": str(folder), "size_bytes": manifest["size_bytes"],
                "duration_s": duration, "verified": verification is not None, "schemas": manifest["schemas"],
                "dumped_schemas": manifest["dumped_schemas"], "format": manifest["format"],
-               "sha256": manifest["sha256"], "server_version": manifest["server_version"],
-               "dump_duration_s": manifest["duration_s"],
+               "server_version": manifest["server_version"], "dump_duration_s": manifest["duration_s"],
                "verify_duration_s": verification["duration_s"] if verification else None}
-    record_backup(config, run, target=str(folder), dry_run=False, outcome="success", started_at=now,
+    record_backup(config, run, target=str(folder), dry_run=False, outcome=outcome, started_at=now,
                   details=details, rows=rows)
-    plan = apply_retention(root, now, cfg.keep_days, dry_run=False)
-    log.info("retention (keep %s days): removed %s, kept %s", cfg.keep_days, plan.remove, plan.keep)
-    return {**details, "rows": rows, "removed": plan.remove, "kept": plan.keep}
+    summary = {**details, "outcome": outcome, "rows": rows, "removed": [], "kept": None}
+    if outcome == VERIFIED:
+        plan = apply_retention(root, now, cfg.keep_days, dry_run=False)
+        log.info("retention (keep %s days): removed %s, kept %s", cfg.keep_days, plan.remove, plan.keep)
+        summary.update(removed=plan.remove, kept=plan.keep)
+    return summary
 
 
-def _mark_failed(folder: Path, exc: Exception) -> None:
-    """A failed backup must never count as the newest successful one."""
+def _mark_failed(folder: Path, exc: BaseException) -> None:
+    """A failed backup must never count as a verified one."""
     try:
         manifest = read_manifest(folder)
     except (OSError, ValueError):
-        manifest = {"manifest_version": 1}
-    manifest.update(status="failed", error=str(exc)[:2000])
+        manifest = {"manifest_version": 2}
+    manifest.update(status=FAILED, error=str(exc)[:2000])
     write_manifest(folder, manifest)

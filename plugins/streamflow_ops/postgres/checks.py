@@ -113,22 +113,44 @@ def evaluate_txid_wraparound(databases: Sequence[dict], cfg: PostgresChecksConfi
 
 
 def evaluate_backup_age(backups: dict[str, datetime | None], errors: dict[str, str], now: datetime,
-                        cfg: PostgresChecksConfig) -> CheckResult:
-    """backups: newest good backup per source (audit, cnpg); errors: sources that could not be read."""
-    threshold = f"warning > {cfg.backup_age_warning_h:g} h, critical > {cfg.backup_age_critical_h:g} h or none"
-    details = {"sources": {k: v.isoformat() if v else None for k, v in backups.items()}, "errors": errors}
+                        cfg: PostgresChecksConfig, latest: dict | None = None) -> CheckResult:
+    """backups: newest VERIFIED backup per source (audit, cnpg); errors: sources that could not be read;
+    latest: the newest recorded backup of any finished outcome (finished_at, outcome, duration_s, target).
+
+    Age bands: ok < 26 h, warning 26-50 h (26 h exactly is a warning), critical > 50 h or none. At least
+    a warning when the newest backup is unverified (it proves nothing restores) or took longer than
+    the runbook's 10 minutes (backup_duration_warning_s).
+    """
+    threshold = (f"warning >= {cfg.backup_age_warning_h:g} h, critical > {cfg.backup_age_critical_h:g} h or none; "
+                 f"warning if the newest is unverified or took > {cfg.backup_duration_warning_s} s")
+    details = {"sources": {k: v.isoformat() if v else None for k, v in backups.items()}, "errors": errors,
+               "latest": {k: v.isoformat() if isinstance(v, datetime) else v for k, v in (latest or {}).items()}}
     known = {source: at for source, at in backups.items() if at is not None}
     if not known:
         if not backups:  # every source failed: we cannot say there is no backup
             return _result(BACKUP_AGE, Status.UNKNOWN, threshold=threshold, details=details,
                            message="could not read any backup source: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+        unverified = (f"; the newest backup ({latest['finished_at']:%Y-%m-%d %H:%M} UTC, {latest['target']}) is "
+                      f"unverified" if latest and latest["outcome"] != "verified" else "")
         return _result(BACKUP_AGE, Status.CRITICAL, threshold=threshold, details=details,
-                       message=f"no successful backup recorded ({', '.join(backups)}); run postgres_backup")
+                       message=f"no verified backup recorded ({', '.join(backups)}){unverified}; run postgres_backup "
+                               f"with verify=true")
     source, newest = max(known.items(), key=lambda kv: kv[1])
     age_h = (now - newest).total_seconds() / 3600
-    status = banded(age_h, cfg.backup_age_warning_h, cfg.backup_age_critical_h, inclusive=False)
+    status = (Status.CRITICAL if age_h > cfg.backup_age_critical_h
+              else Status.WARNING if age_h >= cfg.backup_age_warning_h else Status.OK)
+    notes = []
+    if latest and latest["outcome"] != "verified" and latest["finished_at"] > newest:
+        notes.append(f"the newest backup ({latest['finished_at']:%Y-%m-%d %H:%M} UTC, {latest['target']}) is "
+                     f"unverified: nothing proves it restores; run postgres_backup with verify=true")
+    if latest and latest.get("duration_s") is not None and latest["duration_s"] > cfg.backup_duration_warning_s:
+        notes.append(f"the last backup took {latest['duration_s']:.0f} s, longer than the runbook's "
+                     f"{cfg.backup_duration_warning_s} s: check the backup target's throughput and the database size")
+    if notes and status is Status.OK:
+        status = Status.WARNING
     return _result(BACKUP_AGE, status, value=round(age_h, 2), threshold=threshold, details=details,
-                   message=f"last successful backup {age_h:.1f} h ago ({newest:%Y-%m-%d %H:%M} UTC, from {source})")
+                   message="; ".join([f"last verified backup {age_h:.1f} h ago ({newest:%Y-%m-%d %H:%M} UTC, "
+                                      f"from {source})", *notes]))
 
 
 # --- probes -----------------------------------------------------------------------------------
@@ -153,14 +175,17 @@ def dict_rows(conn, name: str, params: dict | None = None, **identifiers) -> lis
         return cur.execute(load_sql(name, **identifiers), params or {}).fetchall()
 
 
-def _audit_backup(conn, config: StreamflowOpsConfig) -> datetime | None:
+def _audit_backups(conn, config: StreamflowOpsConfig) -> tuple[datetime | None, dict | None]:
+    """(newest verified backup's finish time, newest finished backup of any outcome) from the audit."""
     import psycopg
 
     try:
         rows = dict_rows(conn, "health_backup_audit.sql", ops=config.warehouse.ops_schema)
     except psycopg.errors.UndefinedTable:  # ops schema not bootstrapped yet: nothing was ever recorded
-        return None
-    return rows[0]["finished_at"] if rows else None
+        return None, None
+    by_kind = {row.pop("kind"): row for row in rows}
+    verified = by_kind.get("verified")
+    return (verified["finished_at"] if verified else None), by_kind.get("latest")
 
 
 def cnpg_last_backup(config: StreamflowOpsConfig) -> datetime | None:
@@ -173,15 +198,17 @@ def cnpg_last_backup(config: StreamflowOpsConfig) -> datetime | None:
 def _backup_age(conn, config: StreamflowOpsConfig, now: datetime) -> CheckResult:
     backups: dict[str, datetime | None] = {}
     errors: dict[str, str] = {}
-    sources = {"ops.maintenance_audit": lambda: _audit_backup(conn, config)}
+    latest = None
+    try:
+        backups["ops.maintenance_audit"], latest = _audit_backups(conn, config)
+    except Exception as exc:  # noqa: BLE001 - one source failing leaves the other's answer
+        errors["ops.maintenance_audit"] = f"{type(exc).__name__}: {str(exc)[:200]}"
     if connection_defined(config.kubernetes.conn_id):
-        sources["cnpg"] = lambda: cnpg_last_backup(config)
-    for source, fetch in sources.items():
         try:
-            backups[source] = fetch()
-        except Exception as exc:  # noqa: BLE001 - one source failing leaves the other's answer
-            errors[source] = f"{type(exc).__name__}: {str(exc)[:200]}"
-    return evaluate_backup_age(backups, errors, now, config.postgres_checks)
+            backups["cnpg"] = cnpg_last_backup(config)
+        except Exception as exc:  # noqa: BLE001
+            errors["cnpg"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+    return evaluate_backup_age(backups, errors, now, config.postgres_checks, latest)
 
 
 def run_checks(config: StreamflowOpsConfig, now: datetime | None = None) -> list[CheckResult]:

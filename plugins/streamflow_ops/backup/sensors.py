@@ -1,4 +1,8 @@
-"""Sensor for a CloudNativePG Backup CR: deferrable by default, poke mode as a fallback."""
+"""Sensor for a CloudNativePG Backup CR: deferrable by default, poke mode as a fallback.
+
+A Backup that fails or times out leaves a `failed` audit row before the task fails: `postgres.backup_age`
+and the audit trail see failed CNPG backups, not just missing ones.
+"""
 from __future__ import annotations
 
 import time
@@ -8,7 +12,26 @@ from typing import Any, Sequence
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException
 
-from streamflow_ops.kubernetes.cnpg_backup_trigger import CnpgBackupTrigger
+from streamflow_ops.backup.triggers import CnpgBackupTrigger
+
+
+def _record_failure(context, backup_name: str, message: str, backup: dict[str, Any] | None) -> None:
+    from datetime import datetime, timezone
+
+    from streamflow_ops.backup.audit import FAILED, record_backup
+    from streamflow_ops.backup.cnpg import backup_details
+    from streamflow_ops.config import get_config
+    from streamflow_ops.maintenance.audit import Actor
+    from streamflow_ops.timeutil import parse_time
+
+    config = get_config()
+    details = backup_details(backup) if backup else {
+        "method": "cnpg", "backup": f"{config.backup.cnpg_namespace}/{backup_name}",
+        "location": f"cnpg://{config.backup.cnpg_namespace}/{backup_name}"}
+    started = parse_time(details.get("startedAt")) or datetime.now(timezone.utc)
+    run = Actor(context["dag"].dag_id, context["run_id"], context["task_instance"].task_id)
+    record_backup(config, run, target=details["location"], dry_run=False, outcome=FAILED, started_at=started,
+                  details={**details, "error": message})
 
 
 class CnpgBackupSensor(BaseSensorOperator):
@@ -51,6 +74,7 @@ class CnpgBackupSensor(BaseSensorOperator):
         outcome, message = backup_outcome(backup)
         self.log.info("%s", message)
         if outcome == "failed":
+            _record_failure(context, self.backup_name, message, backup)
             raise AirflowFailException(message)
         return PokeReturnValue(is_done=outcome == "completed", xcom_value=backup)
 
@@ -58,10 +82,11 @@ class CnpgBackupSensor(BaseSensorOperator):
         if event["status"] == "completed":
             self.log.info("%s", event["message"])
             return event["backup"]
+        message = event["message"]
         if event["status"] == "timeout":
             from streamflow_ops.config import get_config
 
-            raise AirflowFailException(f"CNPG Backup {self.backup_name} did not complete within "
-                                       f"{get_config().backup.timeout_s}s (backup.timeout_s); "
-                                       f"last seen: {event['message']}")
-        raise AirflowFailException(event["message"])
+            message = (f"CNPG Backup {self.backup_name} did not complete within "
+                       f"{get_config().backup.timeout_s}s (backup.timeout_s); last seen: {event['message']}")
+        _record_failure(context, self.backup_name, message, event.get("backup"))
+        raise AirflowFailException(message)

@@ -1,0 +1,1 @@
+copy {relation} from stdin

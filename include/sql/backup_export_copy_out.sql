@@ -1,0 +1,1 @@
+copy (select * from {relation}) to stdout

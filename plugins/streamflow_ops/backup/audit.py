@@ -1,0 +1,28 @@
+"""The audit rows of backups: outcomes `verified`, `unverified` (verify=false or not verifiable yet) and
+`failed`, plus `dry_run`. `postgres.backup_age` counts `verified` rows only."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.maintenance.audit import Actor
+from streamflow_ops.store import AuditRecord, ensure_ops_schema, write_audit
+
+VERIFIED, UNVERIFIED, FAILED, DRY_RUN = "verified", "unverified", "failed", "dry_run"
+BACKUP_ACTION = "backup"
+SCRATCH_DROP_ACTION = "backup_scratch_drop"
+
+
+def record_backup(config: StreamflowOpsConfig, run: Actor, *, target: str, dry_run: bool, outcome: str,
+                  started_at: datetime, details: dict[str, Any], rows: int | None = None,
+                  action: str = BACKUP_ACTION) -> int:
+    """Write one ops.maintenance_audit row for a backup (or its hygiene) on a short-lived connection."""
+    from streamflow_ops.postgres.connection import warehouse_connection
+
+    ops = config.warehouse.ops_schema
+    with warehouse_connection(config.warehouse) as conn:
+        ensure_ops_schema(conn, ops)
+        return write_audit(conn, AuditRecord(dag_id=run.dag_id, run_id=run.run_id, task_id=run.task_id,
+                                             action=action, target=target, dry_run=dry_run, outcome=outcome,
+                                             started_at=started_at, rows_affected=rows, details=details), ops)

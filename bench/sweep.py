@@ -62,16 +62,16 @@ def timed_sweep(name: str, config) -> dict:
 
 
 def take_nightly_backup(config) -> None:
-    """A real verified pg_dump, as the nightly window leaves one: the healthy sandbox has a recent backup."""
-    from streamflow_ops.backup.request import check_pg_dump_ready, resolve_request
-    from streamflow_ops.backup.runner import run_pg_dump
+    """A real verified backup, as the nightly window leaves one: the healthy sandbox has a recent backup."""
+    from streamflow_ops.backup.request import check_file_backup_ready, resolve_request
+    from streamflow_ops.backup.runner import run_file_backup
     from streamflow_ops.maintenance.audit import Actor
     from streamflow_ops.postgres.connection import warehouse_connection
 
-    request = resolve_request({}, config)
+    request = resolve_request({}, config, kubernetes_defined=False)
     with warehouse_connection(config.warehouse) as conn:
-        dump_schemas = check_pg_dump_ready(request, config, conn)
-    run_pg_dump(config, request, dump_schemas, Actor("bench", "bench_sweep", "backup"))
+        dump_schemas = check_file_backup_ready(request, config, conn)
+    run_file_backup(config, request, dump_schemas, Actor("bench", "bench_sweep", "backup"))
 
 
 def main() -> None:

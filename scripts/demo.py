@@ -1,4 +1,5 @@
-"""`make demo`: start the sandbox, run the maintenance window and a health sweep, print their reports, stop.
+"""`make demo`: start the sandbox with its live pipeline flowing, run the maintenance window and a health
+sweep, print their reports and what the pipeline wrote meanwhile, stop.
 
 It uses its own sandbox profile (.sandbox/demo, ports 45600+) with freshly seeded data, runs each DAG
 with `airflow dags test` (full logs under .sandbox/demo/logs/), prints the DAGs' `report` XComs and
@@ -17,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("STREAMFLOW_SANDBOX_DIR", str(REPO / ".sandbox" / "demo"))
 os.environ.setdefault("STREAMFLOW_SANDBOX_PORT_BASE", "45600")
 
-from sandbox import connections, flink, kafka, postgres  # noqa: E402
+from sandbox import connections, flink, kafka, pipeline, postgres  # noqa: E402
 from sandbox.__main__ import seed_postgres  # noqa: E402
 from sandbox.proc import Layout, SandboxError  # noqa: E402
 
@@ -84,6 +85,27 @@ def _report_xcom(env: dict[str, str], dag_id: str, task_id: str) -> tuple[str, s
     return data["state"], report if report is None or isinstance(report, str) else json.dumps(report, indent=2)
 
 
+def _warehouse_counts(layout: Layout) -> dict[str, int]:
+    import psycopg
+
+    with psycopg.connect(postgres.dsn(layout)) as conn:
+        return dict(zip(("seeded_bronze", "live_bronze", "live_silver"), conn.execute(
+            "select (select count(*) from bronze.transactions where transaction_id not like 'live-%%'),"
+            " (select count(*) from bronze.transactions where transaction_id like 'live-%%'),"
+            " (select count(*) from silver.transactions_enriched where transaction_id like 'live-%%')").fetchone()))
+
+
+def _pipeline_line(layout: Layout, before: dict, before_stats: dict) -> str:
+    """What the window deleted and what the pipeline wrote while it ran, from the warehouse itself."""
+    after, stats = _warehouse_counts(layout), pipeline.stats(layout, "consumer")
+    return (f"pipeline meanwhile: +{after['live_bronze'] - before['live_bronze']:,} bronze and "
+            f"+{after['live_silver'] - before['live_silver']:,} silver rows, "
+            f"+{stats.get('alerts', 0) - before_stats.get('alerts', 0):,} "
+            f"fraud alerts, {stats.get('error_count', 0) - before_stats.get('error_count', 0)} write errors, slowest write "
+            f"{stats.get('max_write_s', 0):.3f} s; older bronze rows deleted: "
+            f"{before['seeded_bronze'] - after['seeded_bronze']:,}")
+
+
 def main() -> int:
     layout = Layout.from_env()
     started = time.monotonic()
@@ -94,12 +116,15 @@ def main() -> int:
             service.start(layout)
             print(f"{service.status(layout)}  [{time.monotonic() - t0:.1f}s]", flush=True)
         print(f"postgres: seeded {seed_postgres(layout, fresh=True)} bronze rows", flush=True)
+        pipeline.start(layout)
+        print(pipeline.status(layout), flush=True)
         env = _airflow_env(layout)
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True,
                        capture_output=True)
         logs = layout.service_dir("logs")
         for dag_id, conf, report_task in RUNS:
             t0 = time.monotonic()
+            before, before_stats = _warehouse_counts(layout), pipeline.stats(layout, "consumer")
             log_file = logs / f"{dag_id}.log"
             with open(log_file, "w") as log:
                 rc = subprocess.run([sys.executable, "-c", _RUN_DAG, dag_id, json.dumps(conf)], cwd=REPO,
@@ -109,13 +134,15 @@ def main() -> int:
             print(f"\n##### {dag_id} {json.dumps(conf)}: run {state} in {time.monotonic() - t0:.1f}s "
                   f"(full log: {log_file})")
             print(report or "(no report was produced: see the log)", flush=True)
+            print(_pipeline_line(layout, before, before_stats), flush=True)
     except SandboxError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         failures += 1
     finally:
+        pipeline.stop(layout)
         for service in reversed(SERVICES):
             service.stop(layout)
-        print(f"\nsandbox stopped ({', '.join(s.status(layout) for s in SERVICES)}); "
+        print(f"\nsandbox stopped ({pipeline.status(layout)}, {', '.join(s.status(layout) for s in SERVICES)}); "
               f"demo took {time.monotonic() - started:.0f}s", flush=True)
     return 1 if failures else 0
 

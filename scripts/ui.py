@@ -179,10 +179,10 @@ class Standalone:
         return missing
 
 
-def _sandbox(command: str, layout: Layout) -> None:
+def _sandbox(command: str, layout: Layout, *options: str) -> None:
     env = {**os.environ, "STREAMFLOW_SANDBOX_DIR": str(layout.root),
            "STREAMFLOW_SANDBOX_PORT_BASE": str(layout.port_base)}
-    subprocess.run([sys.executable, "-m", "sandbox", command], env=env, cwd=REPO, check=True)
+    subprocess.run([sys.executable, "-m", "sandbox", command, *options], env=env, cwd=REPO, check=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             print("airflow standalone: stopped" if airflow.stop() else "airflow standalone: was not running")
             _sandbox("stop", layout)
             return 0
-        _sandbox("start", layout)
+        _sandbox("start", layout, "--live")  # data flows while you click around
         started = time.monotonic()
         airflow.start()
         missing = airflow.unpause(UNPAUSED_DAGS)

@@ -1,4 +1,4 @@
-"""python -m sandbox {start,stop,status,env,seed} [--only postgres,kafka,flink] [--live]
+"""python -m sandbox {start,stop,status,env,seed} [--only postgres,kafka,flink] [--live] [--celery]
 
 python -m sandbox pipeline {pause,resume,slow,stop-producer,start-producer} [--rate N]: faults for the live pipeline
 """
@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live", action="store_true",
                         help="start: also run the live pipeline (producer + consumer, STREAMFLOW_SANDBOX_RATE events/s)")
     parser.add_argument("--rate", type=float, help="start --live: events/s; pipeline slow: the consumer's events/s")
+    parser.add_argument("--celery", action="store_true",
+                        help="start/stop/status: also a distributed Airflow (CeleryExecutor, Redis, two workers)")
+    parser.add_argument("--for-containers", action="store_true",
+                        help="start: bind 0.0.0.0 so Airflow in containers (astro dev start) reaches the services")
+    parser.add_argument("--advertise-host",
+                        help="start --for-containers: the address Kafka advertises (default: this machine's IPv4)")
     parser.add_argument("--only", default=",".join(SERVICES),
                         help="comma-separated subset of: " + ", ".join(SERVICES))
     parser.add_argument("--fresh", action="store_true", help="seed: drop and re-create the warehouse data")
@@ -63,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown service(s): {', '.join(sorted(unknown))}")
     layout = Layout.from_env()
     try:
+        if args.for_containers:
+            layout = layout.for_containers(args.advertise_host)
         if args.command == "start":
             for name in services:
                 _module(name).start(layout)
@@ -72,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.live:
                 pipeline.start(layout, rate=args.rate)
                 print(pipeline.status(layout))
+            if args.celery:
+                print(_module("celery").start(layout).status())
         elif args.command == "stop":
+            if args.celery:
+                _module("celery").stop(layout)
+                print(_module("celery").status(layout))
             if pipeline.stop(layout):
                 print(pipeline.status(layout))
             for name in reversed(services):
@@ -82,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in services:
                 print(_module(name).status(layout))
             print(pipeline.status(layout))
+            if args.celery:
+                print(_module("celery").status(layout))
         elif args.command == "pipeline":
             _pipeline_control(parser, layout, args)
         elif args.command == "seed":

@@ -192,7 +192,7 @@ def _set(config: dict, dotted: str, value) -> None:
 
 def _write_conf(layout: Layout, home: Path) -> Path:
     """A private FLINK_CONF_DIR: the shipped config (it carries the JVM --add-opens Java 17 needs)
-    with loopback-only binds, this layout's ports, small memory and file:// checkpoints."""
+    with this layout's binds (loopback unless --for-containers) and ports, small memory and file:// checkpoints."""
     paths = _paths(layout)
     conf = paths["conf"]
     conf.mkdir(exist_ok=True)
@@ -201,11 +201,11 @@ def _write_conf(layout: Layout, home: Path) -> Path:
     shipped_opts = config.get("env", {}).get("java", {}).get("opts", {}).get("all", "")
     for key, value in {
         "env.java.opts.all": f"{shipped_opts} {SANDBOX_JVM_OPTS}".strip(),
-        "jobmanager.bind-host": "127.0.0.1",
+        "jobmanager.bind-host": layout.bind_host,
         "jobmanager.rpc.address": "127.0.0.1",
         "jobmanager.rpc.port": layout.flink_rpc_port,
         "jobmanager.memory.process.size": "768m",
-        "taskmanager.bind-host": "127.0.0.1",
+        "taskmanager.bind-host": layout.bind_host,
         "taskmanager.host": "127.0.0.1",
         "taskmanager.rpc.port": "0",
         "taskmanager.data.port": 0,
@@ -213,7 +213,7 @@ def _write_conf(layout: Layout, home: Path) -> Path:
         "taskmanager.memory.process.size": "1024m",
         "metrics.internal.query-service.port": "0",
         "rest.address": "127.0.0.1",
-        "rest.bind-address": "127.0.0.1",
+        "rest.bind-address": layout.bind_host,
         "rest.port": layout.flink_rest_port,
         "blob.server.port": str(layout.flink_blob_port),
         "state.backend.type": "hashmap",

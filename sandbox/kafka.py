@@ -51,8 +51,8 @@ def start(layout: Layout, timeout: float = 20) -> None:
     pid_file, log_file = _paths(layout)
     if running_group(pid_file) is None:
         ensure_port_free(layout.kafka_port, "kafka (tansu)")
-        url = f"tcp://127.0.0.1:{layout.kafka_port}"
-        spawn([str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+        spawn([str(tansu_binary()), "broker", "--listener-url", f"tcp://{layout.bind_host}:{layout.kafka_port}",
+               "--advertised-listener-url", f"tcp://{layout.advertised_host}:{layout.kafka_port}",
                "--storage-engine", "memory://tansu/"], pid_file, log_file)
     wait_until(lambda: _ready(layout), timeout, "kafka (tansu)", log_file, pid_file)
     seed(layout)

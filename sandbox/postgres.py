@@ -129,10 +129,10 @@ def start(layout: Layout, timeout: float = 30, settings: dict[str, str] | None =
     spawn(
         _as_postgres([
             str(PG_BIN / "postgres"), "-D", str(data), "-p", str(layout.postgres_port),
-            "-k", str(sock_dir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+            "-k", str(sock_dir), "-c", f"listen_addresses={layout.bind_host}", "-c", "fsync=off",
             "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=100",
             "-c", "shared_buffers=256MB", "-c", "max_wal_size=4GB", "-c", "track_io_timing=on",
-            "-c", "autovacuum=off",
+            "-c", "autovacuum=off", *_remote_hba(layout, base),
             *(arg for name, value in (settings or {}).items() for arg in ("-c", f"{name}={value}")),
         ]),
         pid_file, log_file,
@@ -141,6 +141,17 @@ def start(layout: Layout, timeout: float = 30, settings: dict[str, str] | None =
     with _connect(layout) as conn:
         if conn.execute("select 1 from pg_database where datname = %s", (DATABASE,)).fetchone() is None:
             conn.execute(f'create database "{DATABASE}"')
+
+
+def _remote_hba(layout: Layout, base: Path) -> list[str]:
+    """Bound beyond loopback (--for-containers): accept password logins from any address."""
+    if layout.bind_host == "127.0.0.1":
+        return []
+    hba = base / "pg_hba.containers.conf"
+    hba.write_text("local all all scram-sha-256\nhost all all 0.0.0.0/0 scram-sha-256\n")
+    if os.geteuid() == 0:
+        shutil.chown(hba, "postgres", "postgres")
+    return ["-c", f"hba_file={hba}"]
 
 
 def stop(layout: Layout) -> bool:

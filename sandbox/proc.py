@@ -5,6 +5,7 @@ file, and stop signals that group only. Nothing is ever killed by name.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -23,16 +24,27 @@ class SandboxError(RuntimeError):
 
 @dataclass(frozen=True)
 class Layout:
-    """Where a sandbox profile keeps its data and which loopback ports it uses."""
+    """Where a sandbox profile keeps its data, which ports it uses, and on which address.
+
+    Services bind bind_host (loopback unless started --for-containers); Kafka advertises
+    advertised_host, the address its clients are sent back to after bootstrapping.
+    """
 
     root: Path
     port_base: int
+    bind_host: str = "127.0.0.1"
+    advertised_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, default_dir: str = ".sandbox/dev", default_base: int = 45400) -> "Layout":
         root = Path(os.environ.get("STREAMFLOW_SANDBOX_DIR", REPO / default_dir)).resolve()
         base = int(os.environ.get("STREAMFLOW_SANDBOX_PORT_BASE", default_base))
         return cls(root=root, port_base=base)
+
+    def for_containers(self, advertised_host: str | None = None) -> Layout:
+        """This profile bound to every interface, so that Airflow in containers (astro dev start) reaches
+        it as host.docker.internal; Kafka advertises an address both containers and this machine reach."""
+        return dataclasses.replace(self, bind_host="0.0.0.0", advertised_host=advertised_host or primary_address())
 
     @property
     def postgres_port(self) -> int:
@@ -58,6 +70,20 @@ class Layout:
         path = self.root / name
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+
+def primary_address() -> str:
+    """This machine's outbound IPv4 address (reachable from its containers through the Docker bridge)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("192.0.2.1", 9))  # a documentation address: choosing a route sends nothing
+            address = sock.getsockname()[0]
+        except OSError:
+            address = ""
+    if not address or address.startswith("127."):
+        raise SandboxError("--for-containers: no non-loopback IPv4 address found; pass --advertise-host "
+                           "with an address the containers reach")
+    return address
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

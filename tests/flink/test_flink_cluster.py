@@ -14,8 +14,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from streamflow_ops.config import load_config
-from streamflow_ops.flink.checks import job_running, run_checks
-from streamflow_ops.flink.evaluators import CHECKS
+from streamflow_ops.flink.checks import FAMILY, job_running, run_checks
 from streamflow_ops.flink.sensors import FlinkCheckpointAgeSensor
 from streamflow_ops.flink.triggers import FlinkCheckpointTrigger
 from streamflow_ops.results import Status
@@ -24,6 +23,8 @@ from tests.fakes.payloads import load
 from tests.flink.jobs import EXPIRING, failed_checkpoints, own_job
 
 SANDBOX = {"expected_taskmanagers": 1}
+
+CHECKS = [spec.name for spec in FAMILY.specs]
 
 
 def config(**flink):

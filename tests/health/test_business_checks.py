@@ -24,8 +24,9 @@ def test_fraud_rate_bands(flagged, expected):
 
 def test_fraud_rate_without_rows_says_so_instead_of_dividing_by_zero():
     result = biz.evaluate_fraud_rate(0, 0, CFG)
-    assert result.status is Status.OK and result.value is None
-    assert "no silver rows" in result.message
+    # SPEC: zero transactions in the last hour is a warning ("no transactions"), not a 0 % rate.
+    assert result.status is Status.WARNING and result.value is None
+    assert "no transactions: no silver rows" in result.message
 
 
 @pytest.mark.parametrize("age_s, expected", [(0, Status.OK), (299, Status.OK), (300, Status.WARNING),
@@ -46,7 +47,7 @@ def test_live_warehouse_is_healthy(warehouse_db):
     with psycopg.connect(warehouse_db, autocommit=True) as conn:
         seed.top_up(conn)
     results = biz.run_checks(load_config())
-    assert statuses(results) == {biz.FRAUD_RATE: Status.OK, biz.PIPELINE_LATENCY: Status.OK}
+    assert statuses(results) == {biz.FRAUD_RATE.name: Status.OK, biz.PIPELINE_LATENCY.name: Status.OK}
 
 
 def test_custom_table_names_are_quoted_identifiers(warehouse_db):
@@ -55,7 +56,7 @@ def test_custom_table_names_are_quoted_identifiers(warehouse_db):
                      'select * from silver.transactions_enriched')
         seed.top_up(conn)  # into silver only: curated is a copy as of before
     config = load_config({"warehouse": {"silver_schema": "curated", "silver_table": "scored"}})
-    assert statuses(biz.run_checks(config))[biz.PIPELINE_LATENCY] is not Status.UNKNOWN
+    assert statuses(biz.run_checks(config))[biz.PIPELINE_LATENCY.name] is not Status.UNKNOWN
 
 
 def test_missing_table_is_unknown_not_ok(warehouse_db):

@@ -75,7 +75,7 @@ def evaluate_pipeline_latency(newest: datetime | None, now: datetime, cfg: Busin
     age_s = max(0.0, (now - newest).total_seconds())
     # Warning from 5 min on, critical only above 15 min (SPEC "> 15 min"), fractional ages included.
     status = (Status.CRITICAL if age_s > cfg.pipeline_latency_critical_s
-              else banded(age_s, cfg.pipeline_latency_warning_s, cfg.pipeline_latency_critical_s))
+              else Status.WARNING if age_s >= cfg.pipeline_latency_warning_s else Status.OK)
     message = f"newest silver row is {age_s / 60:.1f} min old ({newest:%Y-%m-%d %H:%M:%S} UTC)"
     details, step = {"newest": newest.isoformat()}, None
     if status is not Status.OK:

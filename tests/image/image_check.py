@@ -81,7 +81,8 @@ def copy_build_context(destination: Path, source: Path = REPO) -> list[str]:
     return sorted(p.name for p in destination.iterdir())
 
 
-def _constraints() -> str:
+def runtime_constraints() -> str:
+    """The image's Airflow and bundled providers, as pip constraints."""
     pins = {"apache-airflow": dev_airflow_pin(), **BUNDLED_PROVIDERS}
     return "".join(f"{name}=={version}\n" for name, version in pins.items())
 
@@ -89,7 +90,7 @@ def _constraints() -> str:
 def ensure_venv() -> Path:
     """The image-shaped venv, rebuilt only when requirements, bundled versions or pins change."""
     python = VENV / "bin" / "python"
-    constraints = _constraints()
+    constraints = runtime_constraints()
     key = hashlib.sha256("\n".join([constraints, PYTEST_PIN, sys.version,
                                     (REPO / "requirements.txt").read_text()]).encode()).hexdigest()
     stamp = VENV / ".image-check-key"

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -13,6 +15,7 @@ from tests.image.astro_runtime import (
     dockerfile_runtime,
     pinned_version,
 )
+from tests.image.image_check import runtime_constraints
 
 
 def test_dockerfile_runtime_carries_the_dev_venvs_airflow():
@@ -48,3 +51,19 @@ def test_pinned_version_needs_exactly_one_pin(tmp_path):
     requirements.write_text("apache-airflow>=3.3\n")
     with pytest.raises(ValueError, match="expected one"):
         pinned_version("apache-airflow", requirements)
+
+
+def _resolves_on_the_runtime(tmp_path, requirements: str) -> subprocess.CompletedProcess:
+    (tmp_path / "constraints.txt").write_text(runtime_constraints())
+    (tmp_path / "requirements.txt").write_text(requirements)
+    return subprocess.run([shutil.which("uv"), "pip", "compile", "-q", "--python-version", "3.11",
+                           "-c", "constraints.txt", "requirements.txt"],
+                          check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+
+def test_requirements_resolve_on_the_runtimes_bundled_providers(tmp_path):
+    """What the image build does with requirements.txt; the dev venv's newer pins would not resolve."""
+    ours = _resolves_on_the_runtime(tmp_path, (REPO / "requirements.txt").read_text())
+    assert ours.returncode == 0, ours.stderr
+    newer = _resolves_on_the_runtime(tmp_path, "apache-airflow-providers-http==6.3.0\n")
+    assert newer.returncode != 0 and "apache-airflow-providers-common-compat" in newer.stderr

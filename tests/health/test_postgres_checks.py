@@ -150,3 +150,23 @@ def test_unreachable_server_is_critical_and_the_rest_unknown(monkeypatch):
 def test_not_configured_is_skipped(monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_STREAMFLOW_POSTGRES", raising=False)
     assert {r.status for r in pg.run_checks(load_config())} == {Status.SKIPPED}
+
+
+def test_connections_counts_client_backends_and_gives_the_runbooks_total(warehouse_db):
+    """Three held sessions: `used` is every client backend (ours included), the message also gives
+    pg_stat_activity's row count, the runbook's figure, which includes background processes."""
+    held = [psycopg.connect(warehouse_db, autocommit=True) for _ in range(3)]
+    try:
+        result = by_name(pg.run_checks(load_config()))[("postgres.connections", "")]
+        # Counted by us from one held session, after the check's own connection has closed.
+        clients, background = held[0].execute(
+            "select count(*) filter (where backend_type = 'client backend'), "
+            "count(*) filter (where backend_type <> 'client backend') from pg_stat_activity").fetchone()
+    finally:
+        for conn in held:
+            conn.close()
+    assert result.details["used"] == clients + 1  # + the check's own session
+    # background processes (checkpointer, walwriter...) are rows of pg_stat_activity but take no slot
+    assert background > 0 and result.details["total"] > result.details["used"]
+    assert f"{result.details['used']} client connections of max_connections=" in result.message
+    assert f"pg_stat_activity has {result.details['total']} rows in all" in result.message

@@ -35,7 +35,7 @@ Trigger with `{"dry_run": true}` to see what every step would do without changin
 | `bronze_retention` | deletes promoted `bronze.transactions` rows older than 7 days (from the logical date); whole partitions when partitioned; unpromoted rows are kept and reported | 2.2 |
 | `vacuum` | `VACUUM (ANALYZE)` on the tables with many dead tuples; `FREEZE` near wraparound | 2.1 |
 | `gold_refresh` | refreshes the gold materialized views in dependency order, `CONCURRENTLY` where possible | 2.3 |
-| `backup` | `pg_dump` (or a CloudNativePG `Backup`, config `backup.method`) of the gold schema with a verified restore into a scratch database, then dump-folder retention; an audit row per backup | 2.4 |
+| `backup` | a CloudNativePG `Backup` (the full backup) when `streamflow_kubernetes` is defined, else a `gold_export` of gold (`pg_dump` for other `backup.schemas`), verified by a restore into a scratch database, then folder retention; an audit row per backup (`verified`, `unverified`, `failed`); an unverified or > 10 min backup is a warning in the report | 2.4 |
 | `housekeeping` | task logs older than `housekeeping.log_retention_days` on every worker queue; `airflow db clean` in a pod (skipped, with the reason, where no scheduler image or Kubernetes connection is configured) | 2.5 |
 | `report` | one report of every step: task log, XCom `return_value`, Slack `slack_streamflow_alerts` | 2 (after) |
 

@@ -68,15 +68,16 @@ NEW_DAY = 1_893_456_000  # 2030-01-01 00:00 UTC: a day no gold view has seen yet
 
 def insert_transactions(conn, first: int, count: int) -> None:
     """`count` promoted transactions on NEW_DAY (bronze and silver, one transaction)."""
+    params = {"first": first, "last": first + count - 1, "t": NEW_DAY}
     with conn.transaction():
         conn.execute(
             "insert into bronze.transactions (transaction_id, customer_id, merchant_id, amount, currency, "
             "location, transaction_time) select 'live-' || g, 'c-live', 'm-live', 10.50, 'EUR', 'Berlin', %(t)s + g "
-            "from generate_series(%(first)s::int, %(last)s::int) g", {"first": first, "last": first + count - 1, "t": NEW_DAY})
+            "from generate_series(%(first)s::int, %(last)s::int) g", params)
         conn.execute(
             "insert into silver.transactions_enriched (transaction_id, customer_id, amount, fraud_score, "
             "transaction_time, enriched_at) select 'live-' || g, 'c-live', 10.50, 0.9, %(t)s + g, now() "
-            "from generate_series(%(first)s::int, %(last)s::int) g", {"first": first, "last": first + count - 1, "t": NEW_DAY})
+            "from generate_series(%(first)s::int, %(last)s::int) g", params)
 
 
 class Writer(threading.Thread):

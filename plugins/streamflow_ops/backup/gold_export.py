@@ -95,7 +95,8 @@ def take_export(config: StreamflowOpsConfig, schemas: list[str], folder: Path) -
                        for n, t, nn in conn.execute(load_sql("backup_export_columns.sql"), {"oid": oid}).fetchall()]
             rows, checksum = relation_digest(conn, schema, name)
             path = folder / data_file(schema, name)
-            with conn.cursor() as cur, cur.copy(load_sql("backup_export_copy_out.sql", relation=(schema, name))) as copy, \
+            copy_out = load_sql("backup_export_copy_out.sql", relation=(schema, name))
+            with conn.cursor() as cur, cur.copy(copy_out) as copy, \
                     gzip.open(path, "wb", compresslevel=COMPRESS_LEVEL) as out:
                 for block in copy:
                     out.write(block)

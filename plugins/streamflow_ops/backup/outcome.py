@@ -16,7 +16,8 @@ def backup_step_result(summary: dict[str, Any] | None, duration_warning_s: float
         return CheckResult(CHECK, status, message, runbook=section(CHECK), details=summary or {}, **kwargs)
 
     if summary is None:
-        return result(Status.OK, "backup (dry run): nothing created (see the cnpg_create log for the Backup it would create)")
+        return result(Status.OK,
+                      "backup (dry run): nothing created (the cnpg_create log shows the Backup it would create)")
     if summary.get("dry_run"):
         return result(Status.OK, f"backup (dry run, {summary['method']}): would back up {summary['would_dump']} into "
                                  f"{summary['folder']}; retention would remove {summary['would_remove']}")

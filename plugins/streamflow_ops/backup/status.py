@@ -12,8 +12,8 @@ log = logging.getLogger(__name__)
 def backup_in_progress(config: StreamflowOpsConfig, conn=None) -> str | None:
     """A reason string while a backup runs, else None.
 
-    Looks for a pg_dump of ours (the backup advisory lock in the warehouse, visible from every worker)
-    and, when the Kubernetes connection is defined, an unfinished CNPG Backup of the cluster. If a
+    Looks for a pg_dump or gold_export of ours (the backup advisory lock in the warehouse, visible from
+    every worker) and, when the Kubernetes connection is defined, an unfinished CNPG Backup of the cluster. If a
     probe fails we cannot tell, and say so (a reason, not None): callers gate destructive work on it.
     `conn`: an open autocommit warehouse connection to ask on (the gate has one); else a short-lived one.
     """
@@ -31,10 +31,11 @@ def backup_in_progress(config: StreamflowOpsConfig, conn=None) -> str | None:
                                        {"classid": 0, "objid": BACKUP_LOCK_KEY, "objsubid": 1}).fetchone()
     except Exception as exc:  # noqa: BLE001 - unknown is reported, never read as "no backup"
         log.warning("backup lock probe failed", exc_info=True)
-        return f"cannot tell whether a pg_dump backup is running: {type(exc).__name__}: {exc}"
+        return f"cannot tell whether a pg_dump/gold_export backup is running: {type(exc).__name__}: {exc}"
     if holder:
         pid, app, _, xact_start = holder
-        return f"pg_dump backup in progress (backend pid {pid}, {app or 'no application name'}, since {xact_start})"
+        return (f"pg_dump/gold_export backup in progress (backend pid {pid}, {app or 'no application name'}, "
+                f"since {xact_start})")
     if not connection_defined(config.kubernetes.conn_id):
         return None
     try:

@@ -81,9 +81,11 @@ def _trigger_modules() -> list[str]:
     return [".".join(p.relative_to(PLUGINS).with_suffix("").parts) for p in sorted(found)]
 
 
-def _run_airflow_python(tmp_path: Path, plugins_folder: Path, code: str, *args: str) -> str:
+def _run_airflow_python(tmp_path: Path, plugins_folder: Path, code: str, *args: str,
+                        **airflow_env: str) -> str:
     """Run code in a fresh interpreter configured like an Airflow component; return its last line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "PYTHON"))}
+    env.update(airflow_env)
     env.update({
         "AIRFLOW_HOME": str(tmp_path / "airflow_home"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder),
@@ -131,3 +133,13 @@ def test_without_the_ignore_file_the_plugin_manager_would_hijack_names(tmp_path)
             "integrate_macros_plugins()\nprint(getattr(sys.modules.get('pagerduty'), '__file__', None))")
     loaded = _run_airflow_python(tmp_path, copy, code)
     assert loaded == str(copy / "streamflow_ops" / "alerting" / "pagerduty.py")
+
+
+def test_the_ignore_pattern_also_holds_with_regexp_ignore_syntax(tmp_path):
+    """The scheduler's plugin manager reads .airflowignore with [core] dag_ignore_file_syntax."""
+    code = ("import sys\nfrom airflow import plugins_manager\nplugins_manager.ensure_plugins_loaded()\n"
+            "print(sorted(n for n, m in list(sys.modules.items())"
+            " if (getattr(m, '__file__', None) or '').startswith(sys.argv[1])))")
+    loaded = _run_airflow_python(tmp_path, PLUGINS, code, str(PLUGINS),
+                                 AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX="regexp")
+    assert loaded == "[]"

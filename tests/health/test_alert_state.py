@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from datetime import datetime, timezone
 
 import psycopg
@@ -15,8 +16,8 @@ from streamflow_ops.alerting.state import dedup_key
 from streamflow_ops.config import load_config
 from streamflow_ops.results import CheckResult, Status
 from tests.fakes.http_api import FakeApi, http_connection
-from tests.fakes.payloads import load
-from tests.health.fake_alerts import alert_far_ends, pd_actions, slack_answer
+from tests.health.fake_alerts import (accepted, alert_far_ends, answering, codes, failing, pd_500, pd_actions, pd_ok,
+                                      posts)
 
 C, W, U, O, S = Status.CRITICAL, Status.WARNING, Status.UNKNOWN, Status.OK, Status.SKIPPED
 BACKUP = dedup_key("postgres.backup_age", "")
@@ -32,8 +33,31 @@ def healthy_rest() -> list[CheckResult]:
     return [check(O, "postgres.reachable"), check(O, "kafka.broker_reachable")]
 
 
+@pytest.fixture(scope="module")
+def ops_database(postgres_service):
+    """An empty database for the ops schema alone (alerting needs no warehouse data: cloning it costs more)."""
+    from sandbox import postgres
+
+    name = f"alerts_{uuid.uuid4().hex[:12]}"
+    admin = postgres.dsn(postgres_service, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    yield postgres.dsn(postgres_service, name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
 @pytest.fixture
-def far_ends(monkeypatch, warehouse_db):
+def ops_db(ops_database, monkeypatch) -> str:
+    """`streamflow_postgres` points at the ops database, emptied of earlier tests' state."""
+    with psycopg.connect(ops_database, autocommit=True) as conn:
+        conn.execute("drop schema if exists ops cascade")
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_POSTGRES", ops_database)
+    return ops_database
+
+
+@pytest.fixture
+def far_ends(monkeypatch, ops_db):
     with alert_far_ends(monkeypatch) as apis:
         yield apis
 
@@ -51,55 +75,6 @@ def run(config, *results: CheckResult, dry_run=False, sweep_id=None, summary=Non
     return summary, sweep.alert(config, summary, dry_run)
 
 
-def accepted(pd_api) -> list[tuple[str, str]]:
-    """PagerDuty events the far end accepted (202), in order."""
-    return [(body["event_action"], body["dedup_key"]) for code, body in pd_api.answered if code == 202]
-
-
-def posts(slack_api) -> list[dict]:
-    """Slack messages the far end accepted (200)."""
-    return [body for code, body in slack_api.answered if code == 200]
-
-
-def codes(api) -> list[int]:
-    return [code for code, _ in api.answered]
-
-
-def answering(api, ok, fail, failures: int):
-    """Answer `fail` to the next `failures` requests, then `ok`; record (status, request body) on api.answered."""
-    api.answered = getattr(api, "answered", [])
-    start = len(api.answered)
-
-    def answer(request):
-        status, body = fail(request) if len(api.answered) - start < failures else ok(request)
-        api.answered.append((status, request.json()))
-        return status, body
-    return answer
-
-
-def pd_ok(request):
-    return 202, {**load("pagerduty", "enqueue_accepted"), "dedup_key": request.json().get("dedup_key")}
-
-
-def pd_500(request):
-    return 500, {"status": "error", "message": "internal error"}
-
-
-def slack_ok(request):
-    return slack_answer("ok")
-
-
-def slack_500(request):
-    return slack_answer("rollup_error")
-
-
-def failing(far_ends, pd_failures=0, slack_failures=0):
-    slack_api, pd_api = far_ends
-    pd_api.route("POST", r"/v2/enqueue", answering(pd_api, pd_ok, pd_500, pd_failures))
-    slack_api.route("POST", r"/services/.*", answering(slack_api, slack_ok, slack_500, slack_failures))
-    return slack_api, pd_api
-
-
 def alert_rows(dsn: str) -> dict[tuple[str, str], dict]:
     with psycopg.connect(dsn) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
         rows = cur.execute("select * from ops.alert_state").fetchall()
@@ -108,39 +83,39 @@ def alert_rows(dsn: str) -> dict[tuple[str, str], dict]:
 
 # --- the failure modes of "What goes wrong today" -----------------------------------------------------
 
-def test_dry_run_does_not_swallow_the_next_real_alert(config, far_ends, warehouse_db):
+def test_dry_run_does_not_swallow_the_next_real_alert(config, far_ends, ops_db):
     slack_api, pd_api = failing(far_ends)
     _, dry = run(config, check(C), dry_run=True)
     assert slack_api.requests == [] and pd_api.requests == []
     assert dry.delivery.pagerduty == [{"action": "trigger", "dedup_key": BACKUP, "outcome": "dry run: not sent"}]
-    assert alert_rows(warehouse_db) == {}  # the dry run left ops.alert_state untouched
+    assert alert_rows(ops_db) == {}  # the dry run left ops.alert_state untouched
     run(config, check(C))
     assert accepted(pd_api) == [("trigger", BACKUP)] and len(posts(slack_api)) == 1
 
 
-def test_a_refused_page_is_delivered_by_the_next_sweep(config, far_ends, warehouse_db):
+def test_a_refused_page_is_delivered_by_the_next_sweep(config, far_ends, ops_db):
     slack_api, pd_api = failing(far_ends, pd_failures=1)
     _, first = run(config, check(C))
     assert first.delivery.errors and accepted(pd_api) == []
-    assert alert_rows(warehouse_db)[("postgres.backup_age", "")]["pending_page"] == "trigger"
+    assert alert_rows(ops_db)[("postgres.backup_age", "")]["pending_page"] == "trigger"
     assert "PagerDuty delivery failed" in json.dumps(posts(slack_api)[0]["blocks"])
     run(config, check(C))
     assert accepted(pd_api) == [("trigger", BACKUP)]
     assert len(posts(slack_api)) == 1  # the change was told once
 
 
-def test_a_refused_resolve_is_delivered_by_the_next_sweep(config, far_ends, warehouse_db):
+def test_a_refused_resolve_is_delivered_by_the_next_sweep(config, far_ends, ops_db):
     slack_api, pd_api = failing(far_ends)
     run(config, check(C))
     pd_api.route("POST", r"/v2/enqueue", answering(pd_api, pd_ok, pd_500, 1))
     run(config, check(O))
-    assert alert_rows(warehouse_db)[("postgres.backup_age", "")]["incident_open"] is True
+    assert alert_rows(ops_db)[("postgres.backup_age", "")]["incident_open"] is True
     run(config, check(O))
     assert accepted(pd_api) == [("trigger", BACKUP), ("resolve", BACKUP)]
-    assert alert_rows(warehouse_db)[("postgres.backup_age", "")]["incident_open"] is False
+    assert alert_rows(ops_db)[("postgres.backup_age", "")]["incident_open"] is False
 
 
-def test_a_retry_never_posts_twice(config, far_ends, warehouse_db):
+def test_a_retry_never_posts_twice(config, far_ends, ops_db):
     slack_api, pd_api = failing(far_ends, pd_failures=1)
     summary, first = run(config, check(C))
     assert first.delivery.errors  # the task fails and Airflow retries it with the same summary
@@ -148,18 +123,18 @@ def test_a_retry_never_posts_twice(config, far_ends, warehouse_db):
     assert codes(slack_api) == [200] and accepted(pd_api) == [("trigger", BACKUP)]
 
 
-def test_a_probe_failure_does_not_resolve_live_subjects(config, far_ends, warehouse_db):
+def test_a_probe_failure_does_not_resolve_live_subjects(config, far_ends, ops_db):
     slack_api, pd_api = failing(far_ends)
     run(config, check(C, "kafka.consumer_lag", "g1"), check(W, "postgres.dead_tuples", "silver.a"), *healthy_rest())
     # Each probe raised: one unknown with an empty subject, while other checks of the family answered.
     run(config, check(U, "kafka.consumer_lag"), check(U, "postgres.dead_tuples"), *healthy_rest())
     assert pd_actions(pd_api) == [("trigger", dedup_key("kafka.consumer_lag", "g1"))]
     assert len(slack_api.calls("POST")) == 1
-    rows = alert_rows(warehouse_db)
+    rows = alert_rows(ops_db)
     assert rows[("kafka.consumer_lag", "g1")]["incident_open"] and rows[("postgres.dead_tuples", "silver.a")]["status"] == "warning"
 
 
-def test_flapping_is_one_note_not_a_page_storm(config, far_ends, warehouse_db):
+def test_flapping_is_one_note_not_a_page_storm(config, far_ends, ops_db):
     slack_api, pd_api = failing(far_ends)
     flaps = [C if i % 2 else O for i in range(10)]
     for status in flaps:
@@ -175,7 +150,7 @@ def test_flapping_is_one_note_not_a_page_storm(config, far_ends, warehouse_db):
     assert " -> ".join(s.value for s in first) in json.dumps(notes[0])
 
 
-def test_connection_removed_while_critical_is_an_orphan_told_once(config, far_ends, warehouse_db):
+def test_connection_removed_while_critical_is_an_orphan_told_once(config, far_ends, ops_db):
     slack_api, pd_api = failing(far_ends)
     run(config, check(C, "kubernetes.pods", "streamflow-data"))
     reports = [run(config, check(S, "kubernetes.pods"))[1] for _ in range(2)]
@@ -187,7 +162,7 @@ def test_connection_removed_while_critical_is_an_orphan_told_once(config, far_en
 
 # --- sequences ------------------------------------------------------------------------------------
 
-def test_pagerduty_500_three_times_then_healthy_delivers_exactly_one_trigger(config, far_ends, warehouse_db):
+def test_pagerduty_500_three_times_then_healthy_delivers_exactly_one_trigger(config, far_ends, ops_db):
     slack_api, pd_api = failing(far_ends, pd_failures=3)
     outcomes = [run(config, check(C))[1] for _ in range(4)]
     assert [bool(o.delivery.errors) for o in outcomes] == [True, True, True, False]
@@ -196,19 +171,19 @@ def test_pagerduty_500_three_times_then_healthy_delivers_exactly_one_trigger(con
     assert len(pd_api.calls("POST")) == 4 and len(posts(slack_api)) == 1
 
 
-def test_a_page_owed_for_something_resolved_meanwhile_is_dropped(config, far_ends, warehouse_db):
+def test_a_page_owed_for_something_resolved_meanwhile_is_dropped(config, far_ends, ops_db):
     slack_api, pd_api = failing(far_ends, pd_failures=1, slack_failures=1)
     run(config, check(C))
     run(config, check(O))
     assert codes(pd_api) == [500] and codes(slack_api) == [500]  # nothing owed any more: nothing sent
-    assert alert_rows(warehouse_db)[("postgres.backup_age", "")]["pending_page"] is None
+    assert alert_rows(ops_db)[("postgres.backup_age", "")]["pending_page"] is None
 
 
-def test_slack_500_then_200_is_one_message(config, far_ends, warehouse_db):
+def test_slack_500_then_200_is_one_message(config, far_ends, ops_db):
     slack_api, _ = failing(far_ends, slack_failures=1)
     summary, first = run(config, check(W))
     assert first.delivery.slack.startswith("failed")
-    assert alert_rows(warehouse_db)[("postgres.backup_age", "")]["pending_slack"] == ["change"]
+    assert alert_rows(ops_db)[("postgres.backup_age", "")]["pending_slack"] == ["change"]
     run(config, summary=summary)  # the task's retry
     run(config, check(W))  # and the next sweep
     assert codes(slack_api) == [500, 200] and len(posts(slack_api)) == 1
@@ -230,7 +205,7 @@ class _Hanging:
 
 
 @pytest.mark.parametrize("family", [_Crashing, _Hanging, None])
-def test_a_family_that_crashes_or_hangs_keeps_its_subjects_open(config, far_ends, warehouse_db, monkeypatch, family):
+def test_a_family_that_crashes_or_hangs_keeps_its_subjects_open(config, far_ends, ops_db, monkeypatch, family):
     slack_api, pd_api = failing(far_ends)
     run(config, check(C, "kafka.consumer_lag", "g1"), *healthy_rest())
     if family is None:  # the check_kafka task itself failed: summarize gets no output for it
@@ -243,12 +218,12 @@ def test_a_family_that_crashes_or_hangs_keeps_its_subjects_open(config, far_ends
     for _ in range(2):
         run(config, *results, check(O, "postgres.reachable"))
     assert pd_actions(pd_api) == [("trigger", dedup_key("kafka.consumer_lag", "g1"))]
-    assert alert_rows(warehouse_db)[("kafka.consumer_lag", "g1")]["incident_open"] is True
+    assert alert_rows(ops_db)[("kafka.consumer_lag", "g1")]["incident_open"] is True
     told = json.dumps(posts(slack_api)[-1]["blocks"])
     assert len(posts(slack_api)) == 2 and "Not measured" in told and "kafka.consumer_lag" in told
 
 
-def test_alertmanager_firing_the_same_alert_is_not_paged_twice(config, far_ends, warehouse_db):
+def test_alertmanager_firing_the_same_alert_is_not_paged_twice(config, far_ends, ops_db):
     slack_api, pd_api = failing(far_ends)
     firing = CheckResult("monitoring.alertmanager", C, "firing alerts - 1 critical: PostgresHighConnections",
                          details={"alertnames": ["PostgresHighConnections"]})
@@ -257,7 +232,7 @@ def test_alertmanager_firing_the_same_alert_is_not_paged_twice(config, far_ends,
     assert "Alertmanager already fires *PostgresHighConnections*" in json.dumps(posts(slack_api)[0]["blocks"])
 
 
-def test_dry_run_lists_what_is_owed_and_metrics_count_it(config, far_ends, warehouse_db, monkeypatch):
+def test_dry_run_lists_what_is_owed_and_metrics_count_it(config, far_ends, ops_db, monkeypatch):
     slack_api, pd_api = failing(far_ends, pd_failures=1)
     with FakeApi() as gateway:
         gateway.route("PUT", r"/metrics/job/.*", (200, b""))
@@ -266,8 +241,8 @@ def test_dry_run_lists_what_is_owed_and_metrics_count_it(config, far_ends, wareh
         pushed = gateway.calls("PUT", "/metrics/job/streamflow_ops_alerting")[-1].body.decode()
     assert "streamflow_ops_alert_open_incidents 1" in pushed  # one trigger of two was accepted
     assert 'streamflow_ops_alert_owed_deliveries{channel="pagerduty"} 1' in pushed
-    before = alert_rows(warehouse_db)
+    before = alert_rows(ops_db)
     _, dry = run(config, check(C), check(C, "kafka.consumer_lag", "g1"), dry_run=True)
-    assert alert_rows(warehouse_db) == before
+    assert alert_rows(ops_db) == before
     assert [p["outcome"] for p in dry.delivery.pagerduty] == ["dry run: not sent"]
     assert any("pagerduty trigger" in line for line in dry.still_owed)

@@ -1,7 +1,9 @@
 """platform_health_sweep end to end with dag.test(): stored results, the report, and alerts that are
-sent only when something changed, with a PagerDuty resolve after recovery."""
+sent only when something changed, with a PagerDuty resolve after recovery; a dry run that swallows
+nothing; the alert task's own retry that never posts to Slack twice."""
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -9,7 +11,7 @@ import pytest
 
 from streamflow_ops.results import worst
 from streamflow_ops.sweep import FAMILIES, FAMILY_BUDGET_S
-from tests.health.fake_alerts import alert_far_ends, pd_actions
+from tests.health.fake_alerts import accepted, alert_far_ends, codes, failing, pd_actions, posts
 from tests.health.warehouse_state import forget_backups, make_live, record_backup
 
 DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "platform_health_sweep.py"
@@ -93,15 +95,46 @@ def test_alerts_only_on_change_and_resolve_after_recovery(sweep_dag, airflow_db,
         assert xcom(fourth, "alert")["delivery"]["slack"] == "sent"
 
 
-def test_dry_run_records_but_sends_nothing(sweep_dag, airflow_db, warehouse_db, monkeypatch):
+def alert_state(dsn: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        if conn.execute("select to_regclass('ops.alert_state')").fetchone()[0] is None:
+            return []
+        return conn.execute("select * from ops.alert_state order by check_name, subject").fetchall()
+
+
+def test_dry_run_then_real_run_pages(sweep_dag, airflow_db, warehouse_db, monkeypatch):
     with alert_far_ends(monkeypatch) as (slack_api, pd_api):
         dr = sweep(sweep_dag, warehouse_db, dry_run=True)  # no backup ever: critical, a new problem
         assert dr.state == "success"
         assert stored(warehouse_db, dr.run_id)[("postgres.backup_age", "")] == "critical"
-        assert slack_api.requests == [] and pd_api.requests == []
+        assert slack_api.requests == [] and pd_api.requests == [] and alert_state(warehouse_db) == []
         outcome = xcom(dr, "alert")
         assert outcome["delivery"]["pagerduty"] == [{"action": "trigger", "dedup_key": BACKUP_KEY,
                                                       "outcome": "dry run: not sent"}]
+        assert any("postgres.backup_age" in line for line in outcome["delivery"]["changes"])
+
+        # dag.test(run_conf=None) after a run with a conf reuses that conf (Airflow 3.3.2): say it explicitly.
+        real = sweep(sweep_dag, warehouse_db, dry_run=False)  # the dry run swallowed nothing
+        assert real.state == "success" and pd_actions(pd_api) == [("trigger", BACKUP_KEY)]
+        assert len(slack_api.calls("POST")) == 1
+
+
+def test_the_alert_task_retry_posts_slack_once(sweep_dag, airflow_db, warehouse_db, monkeypatch):
+    from airflow.utils.session import create_session
+    from airflow.models.taskinstance import TaskInstance
+
+    alert_task = sweep_dag.get_task("alert")
+    monkeypatch.setattr(alert_task, "retry_delay", timedelta(seconds=1))
+    monkeypatch.setattr(alert_task, "retry_exponential_backoff", False)
+    with alert_far_ends(monkeypatch) as far_ends:
+        slack_api, pd_api = failing(far_ends, slack_failures=1)  # the first POST fails, every later one succeeds
+        dr = sweep(sweep_dag, warehouse_db)
+        assert dr.state == "success"
+        with create_session() as session:
+            ti = session.query(TaskInstance).filter_by(run_id=dr.run_id, task_id="alert").one()
+            assert ti.try_number == 2  # the first try failed on Slack's 500, the retry succeeded
+        assert codes(slack_api) == [500, 200] and len(posts(slack_api)) == 1
+        assert accepted(pd_api) == [("trigger", BACKUP_KEY)]  # acknowledged by the first try: not sent again
 
 
 def test_bad_param_is_refused_before_any_work(sweep_dag, airflow_db):

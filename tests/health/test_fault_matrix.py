@@ -89,6 +89,7 @@ def test_broker_down(live, private_kafka):
                               ("kafka.topics_present", None): Status.UNKNOWN,
                               ("kafka.partition_leaders", None): Status.UNKNOWN,
                               ("kafka.under_replicated", None): Status.UNKNOWN,
+                              ("kafka.topic_layout", None): Status.UNKNOWN,
                               ("kafka.consumer_lag", None): Status.UNKNOWN})
 
 

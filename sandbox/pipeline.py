@@ -26,7 +26,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sandbox import kafka, postgres
-from sandbox.proc import REPO, Layout, SandboxError, running_group, spawn, stop_group, wait_until
+from sandbox.proc import (
+    REPO,
+    Layout,
+    SandboxError,
+    running_group,
+    spawn,
+    stop_group,
+    wait_until,
+)
 
 TOPIC = kafka.GROUP_TOPIC
 GROUP = kafka.GROUP

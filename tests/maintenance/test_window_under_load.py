@@ -13,12 +13,12 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
-
-from sandbox import pipeline
 from streamflow_ops.business import checks as business_checks
 from streamflow_ops.config import RetentionConfig, load_config
 from streamflow_ops.postgres import checks as postgres_checks
 from streamflow_ops.results import Status
+
+from sandbox import pipeline
 from tests.dagfiles import load_repo_dag_module
 from tests.fakes.http_api import FakeApi
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
+from itertools import pairwise
 
 import psycopg
 import pytest
-
-from sandbox import pipeline
 from streamflow_ops.business import checks as business
 from streamflow_ops.config import load_config
 from streamflow_ops.kafka import checks as kafka_checks
 from streamflow_ops.results import Status
+
+from sandbox import pipeline
 
 pytestmark = [pytest.mark.postgres]
 
@@ -57,7 +58,7 @@ def test_pipeline_flows_commits_in_a_sawtooth_and_obeys_its_controls(live_pipeli
     for _ in range(16):
         readings.append(committed_total(layout))
         time.sleep(0.5)
-    steps = [b - a for a, b in zip(readings, readings[1:])]
+    steps = [b - a for a, b in pairwise(readings)]
     assert sum(1 for s in steps if s > 0) >= 2, readings
     assert sum(1 for s in steps if s == 0) >= len(steps) // 2, readings
     assert max(steps) >= 20, readings  # a commit carries a few seconds of events (20/s)
@@ -137,3 +138,24 @@ def test_lag_and_latency_tell_an_idle_topic_from_a_stalled_consumer(live_pipelin
     poll(lambda: newest_silver_age() < 3, what="fresh silver")
     [latency] = [r for r in business.run_checks(config) if r.check_name == business.PIPELINE_LATENCY.name]
     assert latency.status is Status.OK and "kafka_lag" not in latency.details, latency.message
+
+
+def test_pipeline_cli_refuses_incomplete_controls_and_reports_a_stopped_pipeline(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "STREAMFLOW_SANDBOX_DIR": str(tmp_path), "STREAMFLOW_SANDBOX_PORT_BASE": "1000"}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "sandbox", *args], env=env, capture_output=True, text=True,
+                              cwd=pipeline.REPO, timeout=60)
+
+    slow = cli("pipeline", "slow")
+    assert slow.returncode == 2 and "needs --rate" in slow.stderr
+    bare = cli("pipeline")
+    assert bare.returncode == 2 and "needs an action" in bare.stderr
+    start = cli("pipeline", "start-producer")
+    assert start.returncode == 2 and "not started" in start.stderr
+    status = cli("status", "--only", "postgres")
+    assert status.returncode == 0 and "pipeline: stopped" in status.stdout

@@ -7,13 +7,14 @@ UV := $(shell command -v uv 2>/dev/null)
 PG_BIN ?= /usr/lib/postgresql/15/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv system-deps pg-install java-install browser-install test image-check demo bench ui ui-stop sandbox-start sandbox-stop sandbox-status sandbox-env clean
+.PHONY: help venv system-deps pg-install java-install redis-install celery celery-stop browser-install test image-check demo bench ui ui-stop sandbox-start sandbox-stop sandbox-status sandbox-env clean
 
 help:
 	@echo "make demo   - install, start the sandbox, run the maintenance window and a health sweep, stop"
 	@echo "make test   - install and run the whole test suite against real local services"
 	@echo "make bench  - benchmarks (outside CI); results in bench/results/"
 	@echo "make ui     - sandbox + airflow standalone on 127.0.0.1; make ui-stop stops it all"
+	@echo "make celery - sandbox + a distributed Airflow (CeleryExecutor, Redis, 2 workers); make celery-stop"
 	@echo "make sandbox-start|sandbox-stop|sandbox-status|sandbox-env"
 
 # --- installation -------------------------------------------------------------------------------
@@ -26,7 +27,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-flink.txt
 
 venv: $(VENV)/.installed
 
-system-deps: pg-install java-install
+system-deps: pg-install java-install redis-install
 
 pg-install:
 	@if [ -x "$(PG_BIN)/postgres" ]; then exit 0; fi; \
@@ -41,6 +42,13 @@ java-install:
 	if [ "$$(id -u)" != "0" ]; then \
 	  echo "Java is missing (the sandbox's Flink needs a JDK 17): run 'sudo apt-get install openjdk-17-jdk-headless'" >&2; exit 1; fi; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless >/dev/null
+
+redis-install:
+	@if [ -x /usr/bin/redis-server ]; then exit 0; fi; \
+	if [ "$$(id -u)" != "0" ]; then \
+	  echo "redis-server is missing (the Celery sandbox's broker): run 'sudo apt-get install redis-server'" >&2; exit 1; fi; \
+	echo "installing redis-server from Debian's packages"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 
 browser-install:
 	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
@@ -73,6 +81,12 @@ sandbox-status:
 	@$(PY) -m sandbox status
 sandbox-env:
 	@$(PY) -m sandbox env
+
+# --- a distributed Airflow: CeleryExecutor, Redis, two workers (sandbox/celery.py) ----------------
+celery: venv system-deps
+	@$(PY) -m sandbox start --celery
+celery-stop:
+	@$(PY) -m sandbox stop --celery
 
 # --- the Airflow UI: sandbox + airflow standalone on 127.0.0.1 ---------------------------------
 ui: venv system-deps

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import Param
+from airflow.sdk import Param, conf
 
 OWNER = "streamflow-sre"
 START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -13,6 +13,21 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": True,
 }
+
+
+# Where destructive steps run on a distributed Airflow (CeleryExecutor): their own queue, so that a
+# deployment can give them a dedicated worker, and a pool of one slot, so that the nightly window and a
+# manual maintenance DAG never act on the warehouse at the same time. Deployment settings, read when the
+# DAG is parsed from the Airflow config section [streamflow_ops] (env AIRFLOW__STREAMFLOW_OPS__<KEY>),
+# like `worker_queues`. Every Celery deployment needs a worker serving the maintenance queue; pools are
+# created with airflow_settings.yaml. LocalExecutor ignores queues.
+MAINTENANCE_POOL = "streamflow_maintenance"
+
+
+def maintenance_task_args() -> dict[str, str]:
+    """queue= and pool= of a destructive step (retention, vacuum, gold refresh, backup)."""
+    return {"queue": conf.get("streamflow_ops", "maintenance_queue", fallback="maintenance"),
+            "pool": conf.get("streamflow_ops", "maintenance_pool", fallback=MAINTENANCE_POOL)}
 
 
 # What every StreamFlow Ops DAG shares: one run at a time, no catchup, the same owner and retries.

@@ -91,7 +91,7 @@ def backup_group(group_id: str = "backup", *, deferrable: bool = True):
         """Create the CloudNativePG Backup CR (what `kubectl cnpg backup` does), or adopt this task's own."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from streamflow_ops.backup.audit import DRY_RUN, record_backup
+        from streamflow_ops.backup.audit import DRY_RUN, FAILED, record_backup
         from streamflow_ops.backup.cnpg import backup_body, backup_name, create_backup
         from streamflow_ops.config import get_config
 
@@ -106,7 +106,14 @@ def backup_group(group_id: str = "backup", *, deferrable: bool = True):
             record_backup(config, run, target=body["metadata"]["name"], dry_run=True, outcome=DRY_RUN,
                           started_at=now, details={"method": "cnpg", "would_create": body})
             raise AirflowSkipException(f"dry run: would create {body}")
-        created = create_backup(config, body)
+        try:
+            created = create_backup(config, body)
+        except Exception as exc:
+            record_backup(config, run, target=body["metadata"]["name"], dry_run=False, outcome=FAILED,
+                          started_at=now, details={"method": "cnpg", "backup": body["metadata"]["name"],
+                                                   "error": f"creating the Backup failed: {type(exc).__name__}: "
+                                                            f"{str(exc)[:1000]}"})
+            raise
         print(f"CNPG Backup {config.backup.cnpg_namespace}/{created['metadata']['name']} "
               f"(phase {(created.get('status') or {}).get('phase') or 'new'})")
         return created["metadata"]["name"]

@@ -14,7 +14,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from streamflow_ops.config import StreamflowOpsConfig
-from streamflow_ops.dag_defaults import reference_time
+from streamflow_ops.dag_defaults import maintenance_task_args, reference_time
 from streamflow_ops.maintenance.audit import Actor, audited
 from streamflow_ops.maintenance.params import ParamError, bool_param, int_param, rendered, table_list
 from streamflow_ops.results import CheckResult, Status, describe_error
@@ -38,7 +38,7 @@ class MaintenanceOperator(BaseOperator):
     ui_color = "#e8d5b5"
 
     def __init__(self, *, dry_run: bool | None = None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**{**maintenance_task_args(), **kwargs})
         self.dry_run = dry_run
 
     def arg(self, context, name: str, default: Any = None) -> Any:

@@ -254,3 +254,20 @@ def test_pagerduty_event_dedups_per_check_and_subject_with_the_diagnosis():
     assert event["dedup_key"] == dedup_key("kafka.consumer_lag", "flink-fraud-detector") != \
         dedup_key("kafka.consumer_lag", "other")
     assert event["custom_details"]["diagnosis"] == DIAGNOSIS and event["custom_details"]["value"] == 20000
+
+
+def test_alert_metrics_count_open_incidents_owed_deliveries_orphans_and_flapping():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from streamflow_ops.metrics import render_alert_metrics
+
+    sweeps = Sweeps()
+    sweeps.sweep(result(C, "kubernetes.pods", "a"), result(C, "postgres.connections"))  # two incidents open
+    sweeps.sweep(result(S, "kubernetes.pods"), result(C, "postgres.connections"), result(C), deliver=False)
+    samples = {(s.name, tuple(s.labels.items())): s.value for family in
+               text_string_to_metric_families(render_alert_metrics(sweeps.states.values())) for s in family.samples}
+    rows = list(sweeps.states.values())
+    assert samples[("streamflow_ops_alert_open_incidents", ())] == sum(s.incident_open for s in rows) == 2
+    assert samples[("streamflow_ops_alert_owed_deliveries", (("channel", "pagerduty"),))] == 1  # backup_age
+    assert samples[("streamflow_ops_alert_owed_deliveries", (("channel", "slack"),))] == 2  # + the orphan note
+    assert samples[("streamflow_ops_alert_orphans", ())] == 1 and samples[("streamflow_ops_alert_flapping", ())] == 0

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib.util
-import time
 import warnings
 from pathlib import Path
 
@@ -26,21 +25,28 @@ def test_no_import_errors(dag_bag):
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
-def test_dag_file_parses_fast_without_deprecations(path):
-    # Warm the heavy shared imports once, so the timing is the file's own parse.
-    import airflow.sdk  # noqa: F401
-
+def test_dag_file_imports_without_deprecations(path):
     spec = importlib.util.spec_from_file_location(f"dagfile_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        started = time.perf_counter()
         spec.loader.exec_module(module)
-        elapsed = time.perf_counter() - started
     ours = [w for w in caught if issubclass(w.category, (DeprecationWarning, FutureWarning))
             and str(REPO) in str(w.filename) and ".venv" not in str(w.filename)]
     assert not ours, [f"{w.filename}:{w.lineno}: {w.message}" for w in ours]
-    assert elapsed < 0.5, f"{path.name} took {elapsed:.2f}s to parse"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_dag_file_parses_cold_under_budget(path):
+    """Cold, as the DAG processor pays it: a fresh interpreter per file (bench.parse.cold_parse), nothing of
+    the file or of our package imported before. The budget holds the parse's CPU time: other engineers'
+    work shares these 2 cores, and wall time under that load counts their time too (bench/results/parse.md
+    has both)."""
+    from bench.parse import BUDGET_S, cold_parse
+
+    parse = cold_parse(path)
+    assert parse["errors"] == {} and parse["dag_ids"], parse
+    assert parse["cpu_seconds"] < BUDGET_S, f"{path.name} parses cold in {parse['cpu_seconds']:.2f}s CPU ({parse})"
 
 
 def test_every_dag_is_operable(dag_bag):

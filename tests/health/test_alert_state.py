@@ -246,3 +246,16 @@ def test_dry_run_lists_what_is_owed_and_metrics_count_it(config, far_ends, ops_d
     assert alert_rows(ops_db) == before
     assert [p["outcome"] for p in dry.delivery.pagerduty] == ["dry run: not sent"]
     assert any("pagerduty trigger" in line for line in dry.still_owed)
+
+
+def test_postgres_unreachable_still_pages_from_the_sweep_alone(config, far_ends, monkeypatch):
+    from tests.fakes.http_api import unused_port
+
+    slack_api, pd_api = failing(far_ends)
+    summary = sweep.summarize(config, "manual__pg_down", [check(C, "postgres.reachable")], datetime.now(timezone.utc))
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_POSTGRES",
+                       f"postgresql://streamflow:x@127.0.0.1:{unused_port()}/streamflow")
+    outcome = sweep.alert(config, summary, dry_run=False)
+    assert accepted(pd_api) == [("trigger", dedup_key("postgres.reachable", ""))] and len(posts(slack_api)) == 1
+    assert "ops.alert_state unreachable" in json.dumps(posts(slack_api)[0]["blocks"])
+    assert outcome.delivery.errors == [] and "ops.alert_state unreachable" in outcome.describe()

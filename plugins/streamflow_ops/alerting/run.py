@@ -3,8 +3,8 @@
 Real run: under the alerting lock, the rows are advanced and written first (what is owed is recorded
 before anything is sent), then every owed item is sent and each acknowledgement written back at once.
 Dry run: the same plan in memory; ops.alert_state is not touched and the report lists what would be sent.
-When ops.alert_state cannot be read (PostgreSQL itself may be what is down), every current problem is
-sent from this sweep alone, PagerDuty deduplicating by key, and the report says so.
+When PostgreSQL cannot be reached (it may be what is down), every current problem is sent from this
+sweep alone, PagerDuty deduplicating by key, and the report says so.
 """
 from __future__ import annotations
 
@@ -99,11 +99,12 @@ def alert(config: StreamflowOpsConfig, summary: dict, dry_run: bool, now: dateti
         try:
             conn = stack.enter_context(warehouse_connection(
                 config.warehouse, statement_timeout_s=config.postgres_checks.statement_timeout_s))
-            ensure_ops_schema(conn, ops)
-            stack.enter_context(alert_session(conn, ops))
-            stored = load_states(conn, ops)
-        except Exception as exc:  # noqa: BLE001 - without the state, tell everything current rather than nothing
+        except Exception as exc:  # noqa: BLE001 - PostgreSQL down: tell everything current rather than nothing
             return _stateless(exc, plan, send, notes)
+        # Any failure from here on (a lock wait past the statement timeout, a write) fails the task: retried.
+        stack.enter_context(alert_session(conn))
+        ensure_ops_schema(conn, ops)
+        stored = load_states(conn, ops)
         step = plan(stored)
         states = step.merged(stored)
         if dry_run:
@@ -124,7 +125,7 @@ def alert(config: StreamflowOpsConfig, summary: dict, dry_run: bool, now: dateti
 
 
 def _stateless(exc: Exception, plan, send, notes: list[str]) -> AlertOutcome:
-    notes.append(f"ops.alert_state unavailable ({describe_error(exc)}): every current problem is sent from this "
+    notes.append(f"ops.alert_state unreachable ({describe_error(exc)}): every current problem is sent from this "
                  f"sweep alone and repeats until PostgreSQL answers (PagerDuty deduplicates by key)")
     log.warning(notes[-1])
     states = plan({}).merged({})

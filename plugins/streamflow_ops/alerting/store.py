@@ -12,7 +12,7 @@ from streamflow_ops.sqlfiles import load_sql
 
 
 @contextmanager
-def alert_session(conn, ops_schema: str) -> Iterator[None]:
+def alert_session(conn) -> Iterator[None]:
     """Hold the alerting lock for this connection's session: deliveries of one owed item never overlap."""
     conn.execute(load_sql("alert_state_lock.sql"))
     try:

@@ -12,11 +12,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Astro Runtime build -> Apache Airflow. Sources: astronomer/astro-cli's runtime catalog fixture
-# (pkg imagebuild tests: "3.3-7" airflowVersion 3.3.1, "3.3-8" airflowVersion 3.3.2, Pythons 3.12-3.14);
-# projects pinned to 3.3-2 report Airflow 3.3.0. `docker run --rm <image> airflow version` is the
-# final word; change this table and the Dockerfile together.
+# Astro Runtime build -> Apache Airflow. Sources: the runtime catalog entries in astronomer/astro-cli's
+# tests (e.g. pkg/imagebuild/runtimepython_test.go: "3.3-8" airflowVersion 3.3.2, stable, released
+# 2026-09-23, Pythons 3.12/3.13/3.14; "3.3-7" 3.3.1; "3.3-1" 3.3.0); projects pinned to 3.3-2 report
+# Airflow 3.3.0. The image carries Astronomer's build of that version (3.3.2+astro.N).
+# `docker run --rm <image> airflow version` is the final word; change this table and the Dockerfile
+# together.
 RUNTIME_AIRFLOW = {
+    "3.3-1": "3.3.0",
     "3.3-2": "3.3.0",
     "3.3-7": "3.3.1",
     "3.3-8": "3.3.2",

@@ -105,7 +105,7 @@ def test_a_refused_page_is_delivered_by_the_next_sweep(config, far_ends, ops_db)
 
 
 def test_a_refused_resolve_is_delivered_by_the_next_sweep(config, far_ends, ops_db):
-    slack_api, pd_api = failing(far_ends)
+    _, pd_api = failing(far_ends)
     run(config, check(C))
     pd_api.route("POST", r"/v2/enqueue", answering(pd_api, pd_ok, pd_500, 1))
     run(config, check(O))
@@ -233,7 +233,7 @@ def test_alertmanager_firing_the_same_alert_is_not_paged_twice(config, far_ends,
 
 
 def test_dry_run_lists_what_is_owed_and_metrics_count_it(config, far_ends, ops_db, monkeypatch):
-    slack_api, pd_api = failing(far_ends, pd_failures=1)
+    failing(far_ends, pd_failures=1)
     with FakeApi() as gateway:
         gateway.route("PUT", r"/metrics/job/.*", (200, b""))
         monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_PUSHGATEWAY", http_connection(gateway.url))

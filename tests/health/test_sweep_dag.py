@@ -120,8 +120,8 @@ def test_dry_run_then_real_run_pages(sweep_dag, airflow_db, warehouse_db, monkey
 
 
 def test_the_alert_task_retry_posts_slack_once(sweep_dag, airflow_db, warehouse_db, monkeypatch):
-    from airflow.utils.session import create_session
     from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
 
     alert_task = sweep_dag.get_task("alert")
     monkeypatch.setattr(alert_task, "retry_delay", timedelta(seconds=1))

@@ -22,9 +22,21 @@ class FlinkCheckpointAgeSensor(BaseSensorOperator):
     Deferrable by default (no worker slot while waiting); `deferrable=False` pokes instead. On timeout
     it fails with the last checkpoint's age and Flink's latest failure message. XCom: the checkpoint
     id and age. The start time is this worker's clock, compared with the JobManager's timestamps.
+
+    :param job_name: the Flink job's name; the newest live job of that name counts (templated).
+    :param max_age_s: the latest completed checkpoint must be younger than this many seconds; None with
+        ``new_checkpoint=True``: any age, as long as it was triggered after the sensor started
+        (templated; a rendered "600" is read as 600).
+    :param new_checkpoint: also require the checkpoint to be triggered after this sensor started.
+    :param flink_conn_id: the http connection to the JobManager's REST API (templated).
+    :param request_timeout_s: read timeout of each REST request, in seconds.
+    :param connect_timeout_s: connect timeout of each REST request, in seconds.
+    :param deferrable: wait in the triggerer (default) instead of poking in a worker slot.
+    :param kwargs: BaseSensorOperator arguments; ``timeout``, ``poke_interval`` (default 30 s) and
+        ``mode`` given here are used as given, in poke and in deferrable mode alike.
     """
 
-    template_fields: Sequence[str] = ("job_name", "max_age_s")
+    template_fields: Sequence[str] = ("job_name", "max_age_s", "flink_conn_id")
     ui_color = "#fbeee6"
 
     def __init__(self, *, job_name: str = "FraudDetectionJob", max_age_s: float | None = 600,

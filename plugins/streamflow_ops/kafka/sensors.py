@@ -21,9 +21,20 @@ class KafkaConsumerLagSensor(BaseSensorOperator):
     Deferrable by default: the wait costs no worker slot. `deferrable=False` pokes instead. On timeout
     it fails with the last lag and its trend, which is what the on-call engineer decides on.
     The XCom value is the final lag.
+
+    :param group_id: the consumer group, e.g. ``flink-fraud-detector`` (templated).
+    :param max_lag: succeed once the group's total lag is at most this many messages, >= 0 (templated;
+        a rendered "500" is read as 500).
+    :param topics: only these topics' partitions count; None: every topic the group has committed on
+        (templated).
+    :param kafka_config_id: the Kafka connection (librdkafka config in its extra) (templated).
+    :param request_timeout_s: the timeout of each admin request to the brokers, in seconds.
+    :param deferrable: wait in the triggerer (default) instead of poking in a worker slot.
+    :param kwargs: BaseSensorOperator arguments; ``timeout``, ``poke_interval`` (default 30 s) and
+        ``mode`` given here are used as given, in poke and in deferrable mode alike.
     """
 
-    template_fields: Sequence[str] = ("group_id", "max_lag", "topics")
+    template_fields: Sequence[str] = ("group_id", "max_lag", "topics", "kafka_config_id")
     ui_color = "#e8f1fb"
 
     def __init__(self, *, group_id: str, max_lag: int = 0, topics: Sequence[str] | None = None,

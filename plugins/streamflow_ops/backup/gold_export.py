@@ -98,8 +98,13 @@ def take_export(config: StreamflowOpsConfig, schemas: list[str], folder: Path) -
             copy_out = load_sql("backup_export_copy_out.sql", relation=(schema, name))
             with conn.cursor() as cur, cur.copy(copy_out) as copy, \
                     gzip.open(path, "wb", compresslevel=COMPRESS_LEVEL) as out:
+                pending = bytearray()  # COPY OUT yields one message per row: compress in 1 MB chunks
                 for block in copy:
-                    out.write(block)
+                    pending += block
+                    if len(pending) >= 1 << 20:
+                        out.write(pending)
+                        pending.clear()
+                out.write(pending)
             indexes += [r[0] for r in conn.execute(load_sql("backup_export_indexes.sql"), {"oid": oid}).fetchall()]
             relations.append({"schema": schema, "name": name, "kind": _KINDS[kind], "rows": rows,
                               "checksum": checksum, "columns": columns, "file": data_file(schema, name),

@@ -3,17 +3,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamflow_ops import registry
 from streamflow_ops.backup.audit import UNVERIFIED
 from streamflow_ops.results import CheckResult, Status
-from streamflow_ops.runbook import section
 
-CHECK = "maintenance.backup"
+CHECK = registry.MAINTENANCE_BACKUP.name
 
 
 def backup_step_result(summary: dict[str, Any] | None, duration_warning_s: float) -> CheckResult:
     """Pure: the summary a backup task returned (None: no branch ran, i.e. a CNPG dry run) -> CheckResult."""
     def result(status: Status, message: str, **kwargs) -> CheckResult:
-        return CheckResult(CHECK, status, message, runbook=section(CHECK), details=summary or {}, **kwargs)
+        return registry.MAINTENANCE_BACKUP.result(status, message, details=summary or {}, **kwargs)
 
     if summary is None:
         return result(Status.OK,

@@ -13,12 +13,12 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from streamflow_ops import registry
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.dag_defaults import maintenance_task_args, reference_time
 from streamflow_ops.maintenance.audit import Actor, audited
 from streamflow_ops.maintenance.params import ParamError, bool_param, int_param, rendered, table_list
 from streamflow_ops.results import CheckResult, Status, describe_error
-from streamflow_ops.runbook import section
 
 
 class MaintenanceOperator(BaseOperator):
@@ -58,8 +58,8 @@ class MaintenanceOperator(BaseOperator):
         raise NotImplementedError
 
     def result(self, status: Status, message: str, **details) -> CheckResult:
-        name = f"maintenance.{self.capability}"
-        return CheckResult(name, status, message, runbook=section(name), details=details)
+        """The step's verdict citing its runbook section; a warning/critical ends with the first step."""
+        return registry.spec(f"maintenance.{self.capability}").result(status, message, details=details)
 
     def execute(self, context) -> dict:
         from airflow.sdk.exceptions import AirflowFailException

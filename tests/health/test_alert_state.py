@@ -16,6 +16,7 @@ from streamflow_ops.alerting.state import dedup_key
 from streamflow_ops.config import load_config
 from streamflow_ops.results import CheckResult, Status
 from tests.fakes.http_api import FakeApi, http_connection
+from tests.fakes.payloads import load
 from tests.health.fake_alerts import (accepted, alert_far_ends, answering, codes, failing, pd_500, pd_actions, pd_ok,
                                       posts)
 
@@ -223,13 +224,23 @@ def test_a_family_that_crashes_or_hangs_keeps_its_subjects_open(config, far_ends
     assert len(posts(slack_api)) == 2 and "Not measured" in told and "kafka.consumer_lag" in told
 
 
-def test_alertmanager_firing_the_same_alert_is_not_paged_twice(config, far_ends, ops_db):
+def test_alertmanager_firing_the_same_alert_is_not_paged_twice(config, far_ends, ops_db, monkeypatch):
+    """The real monitoring check reads a local Alertmanager; alerting defers to what it fires."""
     slack_api, pd_api = failing(far_ends)
-    firing = CheckResult("monitoring.alertmanager", C, "firing alerts - 1 critical: PostgresHighConnections",
-                         details={"alertnames": ["PostgresHighConnections"]})
-    run(config, check(C, "postgres.connections"), firing)
-    assert pd_api.requests == []
-    assert "Alertmanager already fires *PostgresHighConnections*" in json.dumps(posts(slack_api)[0]["blocks"])
+    watchdog = next(a for a in load("alertmanager", "alerts_critical") if a["labels"]["alertname"] == "Watchdog")
+    firing = {**watchdog, "fingerprint": "1f2e3d4c5b6a7980",
+              "labels": {"alertname": "PostgresHighConnections", "severity": "critical",
+                         "namespace": "streamflow-data"}}
+    with FakeApi() as alertmanager:
+        alertmanager.route("GET", "/api/v2/alerts", [watchdog, firing])
+        monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_ALERTMANAGER", http_connection(alertmanager.url))
+        run(config, check(C, "postgres.connections"), *sweep.run_family("monitoring", config))
+        assert pd_api.requests == []  # Alertmanager pages for both; neither is paged a second time
+        told = json.dumps(posts(slack_api)[0]["blocks"])
+        assert "Alertmanager already fires *PostgresHighConnections*" in told
+        alertmanager.route("GET", "/api/v2/alerts", [watchdog])  # it stopped firing (say, resolved there)
+        run(config, check(C, "postgres.connections"), *sweep.run_family("monitoring", config))
+    assert accepted(pd_api) == [("trigger", dedup_key("postgres.connections", ""))]  # still critical: not lost
 
 
 def test_dry_run_lists_what_is_owed_and_metrics_count_it(config, far_ends, ops_db, monkeypatch):

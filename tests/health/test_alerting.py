@@ -271,3 +271,15 @@ def test_alert_metrics_count_open_incidents_owed_deliveries_orphans_and_flapping
     assert samples[("streamflow_ops_alert_owed_deliveries", (("channel", "pagerduty"),))] == 1  # backup_age
     assert samples[("streamflow_ops_alert_owed_deliveries", (("channel", "slack"),))] == 2  # + the orphan note
     assert samples[("streamflow_ops_alert_orphans", ())] == 1 and samples[("streamflow_ops_alert_flapping", ())] == 0
+
+
+def test_a_resolution_owed_when_the_connection_goes_is_still_told():
+    sweeps = Sweeps()
+    sweeps.sweep(result(C, "kubernetes.pods", "ns"))
+    sweeps.sweep(result(O, "kubernetes.pods", "ns"), deliver=False)  # resolved; Slack and PagerDuty refused
+    sweeps.sweep(result(S, "kubernetes.pods"))  # then the connection was removed
+    assert sweeps.pages[-1] == (RESOLVE, dedup_key("kubernetes.pods", "ns"))
+    assert sweeps.told[-1] == (CHANGE, "kubernetes.pods", "ns") and not sweeps.row("kubernetes.pods", "ns").orphan
+    assert not any(item == ORPHAN for item, *_ in sweeps.told)
+    sweeps.sweep(result(S, "kubernetes.pods"))  # nothing open or owed any more: forgotten
+    assert ("kubernetes.pods", "ns") not in sweeps.states

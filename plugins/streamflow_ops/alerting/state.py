@@ -17,8 +17,9 @@ A sweep's results move each row forward (`advance`); deliveries then acknowledge
   `flap_window` answers agree.
 - Alertmanager deferral: a critical row whose runbook alert Alertmanager already fires (firing, not
   silenced, not inhibited) is not paged by us; Slack says who pages.
-- Orphans: a row with a problem or an open incident whose check is now `skipped` (its connection was
-  removed) is told once in Slack with the dedup key to close it by hand, and listed in every report.
+- Orphans: a row with a problem (and so, when critical, an open incident) whose check is now `skipped`
+  (its connection was removed) is told once in Slack with the dedup key to close it by hand, and listed
+  in every report.
 """
 from __future__ import annotations
 
@@ -232,7 +233,7 @@ def advance(states: Mapping[Key, AlertState], results: Sequence[CheckResult], sw
     unknown_checks = {r.check_name for r in results if r.status is Status.UNKNOWN}
     answered = {r.check_name for r in results if r.status in ANSWERS} - unknown_checks
     skipped_checks = {r.check_name for r in results if r.status is Status.SKIPPED}
-    failed_families = {r.component for r in results if r.check_name == f"{r.component}.sweep"}
+    failed_families = {r.component: r.message for r in results if r.check_name == f"{r.component}.sweep"}
     firing = firing_alerts(results, alertmanager_check)
     out = Advance()
     for key in sorted(set(states) | {k for k, r in current.items() if r.status is not Status.SKIPPED}):
@@ -252,17 +253,20 @@ def advance(states: Mapping[Key, AlertState], results: Sequence[CheckResult], sw
                                        f"(was {state.status.value if state.status else 'unknown'}): resolved")
             new = _observe(state, gone, policy, firing, alert_names.get(check_name), alertmanager_check, checked_at)
         elif check_name in skipped_checks:
-            if state.status not in PROBLEMS and not state.incident_open:
-                out.deleted.append(key)  # not configured any more, and nothing open: forget it
+            if state.status in PROBLEMS:  # (an incident open on an ok row owes its resolve: not an orphan)
+                new = state if state.orphan else replace(state, orphan=True,
+                                                         pending_slack=_add(state.pending_slack, ORPHAN))
+            elif state.owes:
+                new = state  # e.g. the resolution of a problem whose connection was then removed: still told
+            else:
+                out.deleted.append(key)  # not configured any more, and nothing open or owed: forget it
                 continue
-            new = state if state.orphan else replace(state, orphan=True, pending_slack=_add(state.pending_slack, ORPHAN))
         elif result is None and state.status is None and check_name.split(".", 1)[0] not in failed_families:
             out.deleted.append(key)  # never answered and gone (a family's probe failure that passed)
             continue
         else:
-            reason = result.message if result is not None else (
-                f"no answer from {check_name} this sweep" + (f" ({check_name.split('.', 1)[0]} checks failed)"
-                                                              if check_name.split('.', 1)[0] in failed_families else ""))
+            reason = result.message if result is not None else failed_families.get(
+                check_name.split(".", 1)[0], f"no answer from {check_name} this sweep")
             new = _unmeasured(state, reason, policy)
         out.updated.append(replace(reconcile(new), last_sweep_id=sweep_id, checked_at=checked_at))
     return out

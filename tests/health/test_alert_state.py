@@ -273,3 +273,15 @@ def test_postgres_unreachable_still_pages_from_the_sweep_alone(config, far_ends,
     assert accepted(pd_api) == [("trigger", dedup_key("postgres.reachable", ""))] and len(posts(slack_api)) == 1
     assert "ops.alert_state unreachable" in json.dumps(posts(slack_api)[0]["blocks"])
     assert outcome.delivery.errors == [] and "ops.alert_state unreachable" in outcome.describe()
+
+
+def test_the_diagnosis_reaches_slack_and_pagerduty(config, far_ends, ops_db):
+    slack_api, pd_api = failing(far_ends)
+    diagnosis = {"alert": "PostgresHighConnections", "findings": ["97 of 100 connections", "60 idle in transaction"],
+                 "not_gathered": [], "remediation": {"dag_id": "remediate_postgres_connections",
+                                                     "url": "http://airflow.local/dags/remediate_postgres_connections"}}
+    run(config, check(C, "postgres.connections", details={"diagnosis": diagnosis}))
+    [event] = [body for code, body in pd_api.answered if code == 202]
+    assert event["payload"]["custom_details"]["diagnosis"] == diagnosis
+    told = json.dumps(posts(slack_api)[0]["blocks"])
+    assert all(line in told for line in [*diagnosis["findings"], diagnosis["remediation"]["url"]])

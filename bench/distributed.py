@@ -128,10 +128,10 @@ def write(rows: list[dict]) -> None:
     met = "met" if speedups["silent"] >= GOAL_SPEEDUP else "**not met**"
     lines += [
         "",
-        f"- Sweep speed-up, two workers over one: healthy {speedups['healthy']}x, I/O-bound (silent) "
-        f"{speedups['silent']}x (goal >= {GOAL_SPEEDUP}x on the I/O-bound sweep: {met}).",
-        f"- Window speed-up: {window_speedup}x (its steps run one after another; only the per-worker log "
-        "cleanup and the backup branches run side by side, so a second worker cannot shorten it much).",
+        (f"- Sweep speed-up, two workers over one: healthy {speedups['healthy']}x, I/O-bound (silent) "
+         f"{speedups['silent']}x (goal >= {GOAL_SPEEDUP}x on the I/O-bound sweep: {met})."),
+        (f"- Window speed-up: {window_speedup}x (its steps run one after another; only the per-worker log "
+         "cleanup and the backup branches run side by side, so a second worker cannot shorten it much)."),
     ]
     (RESULTS / "distributed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

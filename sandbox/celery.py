@@ -153,7 +153,7 @@ class CeleryCluster(Standalone):
         return env
 
     # --- lifecycle ------------------------------------------------------------------------------
-    def start(self, timeout: float = 240, fresh: bool = False) -> None:  # noqa: D401 - replaces Standalone.start
+    def start(self, timeout: float = 240, fresh: bool = False) -> None:
         """Redis, the metadata database, then every component; returns once all are healthy.
 
         fresh: start from an empty metadata database (no runs of earlier sessions), cloned from a
@@ -247,7 +247,7 @@ class CeleryCluster(Standalone):
         for args in (["-m", "airflow", "db", "migrate"],
                      ["-m", "scripts.apply_airflow_settings", str(SETTINGS_FILE), "--no-connections"]):
             result = subprocess.run([sys.executable, *args], env=env, cwd=REPO, capture_output=True, text=True,
-                                    timeout=600)
+                                    timeout=600, check=False)
             if result.returncode != 0:
                 raise SandboxError(f"airflow (celery): python {' '.join(args)} failed: "
                                    f"{result.stderr.strip()[-500:]}")

@@ -77,8 +77,8 @@ def celery_cluster(sandbox_layout, postgres_service, kafka_service, flink_servic
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         },
-        # Small retention batches: a worker killed mid-step leaves a partly done deletion behind.
-        config_overrides={"retention": {"batch_size": 1000}})
+        # Small retention batches (~140 for the day due): the kill lands mid-deletion.
+        config_overrides={"retention": {"batch_size": 200}})
     started = time.monotonic()
     try:
         cluster.start(fresh=True)

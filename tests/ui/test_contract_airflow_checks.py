@@ -24,6 +24,9 @@ def failed_run(airflow_ui) -> dict:
     """Trigger FAILING and wait until it has failed (polling the REST API)."""
     airflow_ui.unpause((FAILING,))
     with airflow_ui.client() as api:
+        # A run an earlier session left unfinished (its standalone was stopped) would hold the next one queued.
+        for stale in api.get(f"/dags/{FAILING}/dagRuns", params={"state": ["queued", "running"]}).json()["dag_runs"]:
+            api.patch(f"/dags/{FAILING}/dagRuns/{stale['dag_run_id']}", json={"state": "failed"}).raise_for_status()
         response = api.post(f"/dags/{FAILING}/dagRuns", json={"logical_date": None, "conf": {"dry_run": True}})
         assert response.status_code == 200, response.text
         run_id, deadline = response.json()["dag_run_id"], time.monotonic() + 300

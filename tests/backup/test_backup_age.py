@@ -56,3 +56,38 @@ def test_the_window_step_reports_unverified_and_slow_backups_as_warnings():
     slow = backup_step_result({**base, "outcome": "verified", "duration_s": 700.0}, 600)
     assert slow.status is Status.WARNING and "took 700 s" in slow.message
     assert backup_step_result(None, 600).status is Status.OK  # a CNPG dry run: nothing created
+
+
+@pytest.mark.postgres
+def test_audit_rows_decide_and_rows_from_before_the_upgrade_still_count(warehouse_db, monkeypatch):
+    """The real query: verified rows count, unverified ones warn; a pre-upgrade 'success' row counts by its
+    details.verified (no page right after deploying this version)."""
+    import psycopg
+
+    from streamflow_ops.postgres.checks import run_checks
+    from streamflow_ops.store import AuditRecord, ensure_ops_schema, write_audit
+
+    monkeypatch.delenv("AIRFLOW_CONN_STREAMFLOW_KUBERNETES", raising=False)
+    now = datetime.now(timezone.utc)
+
+    def record(hours_ago: float, outcome: str, **details) -> None:
+        finished = now - timedelta(hours=hours_ago)
+        with psycopg.connect(warehouse_db, autocommit=True) as conn:
+            ensure_ops_schema(conn)
+            write_audit(conn, AuditRecord("postgres_backup", "r", "backup.dump", "backup", f"/backups/{hours_ago}",
+                                          dry_run=False, started_at=finished - timedelta(minutes=2),
+                                          finished_at=finished, outcome=outcome, details=details))
+
+    def backup_age():
+        [result] = [r for r in run_checks(load_config()) if r.check_name == "postgres.backup_age"]
+        return result
+
+    record(30, "success", verified=True, duration_s=100)  # written by the previous version
+    assert backup_age().status is Status.WARNING and backup_age().value == 30.0
+    record(5, "verified", duration_s=100)
+    assert backup_age().status is Status.OK and backup_age().value == 5.0
+    record(4, "failed", error="boom")  # a failure neither counts nor hides the verified one
+    assert backup_age().status is Status.OK
+    record(2, "unverified", duration_s=100)
+    result = backup_age()
+    assert result.status is Status.WARNING and result.value == 5.0 and "/backups/2) is unverified" in result.message

@@ -495,7 +495,7 @@ def test_pvc_usage_probe_queries_prometheus_for_the_namespaces(prometheus_api, m
     queries = sorted(r.query["query"][0] for r in prometheus_api.calls("GET", "/api/v1/query"))
     assert [q.split("{")[0] for q in queries] == ["kubelet_volume_stats_capacity_bytes",
                                                    "kubelet_volume_stats_used_bytes"]
-    assert all(f"namespace=~" in q and all(ns in q for ns in NAMESPACES) for q in queries)
+    assert all("namespace=~" in q and all(ns in q for ns in NAMESPACES) for q in queries)
 
 
 def test_pvc_usage_prometheus_error_is_unknown(prometheus_api):

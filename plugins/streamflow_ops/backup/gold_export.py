@@ -29,7 +29,7 @@ from typing import Any
 from psycopg import sql
 
 from streamflow_ops.backup.folder import disk_size, read_manifest, sha256_file, write_manifest
-from streamflow_ops.backup.pg_dump import DumpError, backup_lock, snapshot_transaction
+from streamflow_ops.backup.pg_dump import RELATION_KINDS, DumpError, backup_lock, snapshot_transaction
 from streamflow_ops.backup.verify import VerificationError, scratch_database
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.maintenance.audit import Actor
@@ -38,7 +38,6 @@ from streamflow_ops.sqlfiles import load_sql
 log = logging.getLogger(__name__)
 DATA_DIR = "data"
 SCHEMA_FILE, INDEX_FILE, RESTORE_FILE = "schema.sql", "indexes.sql", "restore.sql"
-_KINDS = {"r": "table", "p": "partitioned_table", "m": "materialized_view", "v": "view"}
 COMPRESS_LEVEL = 6
 
 
@@ -109,7 +108,7 @@ def take_export(config: StreamflowOpsConfig, schemas: list[str], folder: Path) -
                         pending.clear()
                 out.write(pending)
             indexes += [r[0] for r in conn.execute(load_sql("backup_export_indexes.sql"), {"oid": oid}).fetchall()]
-            relations.append({"schema": schema, "name": name, "kind": _KINDS[kind], "rows": rows,
+            relations.append({"schema": schema, "name": name, "kind": RELATION_KINDS[kind], "rows": rows,
                               "checksum": checksum, "columns": columns, "file": file,
                               "file_sha256": sha256_file(path), "file_bytes": path.stat().st_size})
         (folder / SCHEMA_FILE).write_text(_ddl(conn, schemas, relations))

@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 
 # Session advisory lock (single bigint key) held while a dump or export of ours runs; status.py looks for it.
 BACKUP_LOCK_KEY = 0x5F0BACC0
-_KINDS = {"r": "table", "p": "partitioned_table", "m": "materialized_view", "v": "view", "S": "sequence",
-          "f": "foreign_table", "i": "index"}
+RELATION_KINDS = {"r": "table", "p": "partitioned_table", "m": "materialized_view", "v": "view", "S": "sequence",
+                  "f": "foreign_table", "i": "index"}
 TABLE_KINDS = ("r", "p")
 
 
@@ -80,7 +80,7 @@ def inventory(conn, schemas: list[str], count_materialized_views: bool = True) -
     counts: dict[str, int] = {}
     for schema, name, kind, populated, size in conn.execute(load_sql("backup_relations.sql"),
                                                              {"schemas": schemas}).fetchall():
-        label = _KINDS[kind]
+        label = RELATION_KINDS[kind]
         counts[f"{schema}.{label}"] = counts.get(f"{schema}.{label}", 0) + 1
         if kind in TABLE_KINDS or kind == "m":
             counted = kind in TABLE_KINDS or (count_materialized_views and populated)

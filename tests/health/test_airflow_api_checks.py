@@ -13,6 +13,7 @@ from streamflow_ops.results import Status
 from streamflow_ops.timeutil import parse_time
 from tests.fakes.http_api import FakeApi, http_connection, unused_port
 from tests.fakes.payloads import load
+from tests.runbook import HEADINGS
 
 NOW = datetime(2026, 5, 21, 12, 0, tzinfo=timezone.utc)
 TOKEN = load("airflow", "token")["access_token"]
@@ -208,6 +209,7 @@ def test_family_healthy_airflow_is_all_ok(airflow_api):
         [("airflow.scheduler_heartbeat", "", Status.OK)]
         + [("airflow.failed_dag_runs", dag_id, Status.OK) for dag_id in WATCHED]
         + [("airflow.expected_dags", "", Status.OK), ("airflow.api_server", "", Status.OK)])
+    assert not [(r.check_name, r.runbook) for r in results if r.runbook not in HEADINGS]
     assert len(airflow_api.api.calls("POST", "/auth/token")) == 1  # one token for the whole family
     health = airflow_api.api.calls("GET", "/api/v2/monitor/health")[0]
     assert "authorization" not in health.headers

@@ -13,6 +13,7 @@ from streamflow_ops.kubernetes.checks import run_checks
 from streamflow_ops.results import Status
 from tests.fakes.http_api import FakeApi, unused_port, write_kubeconfig
 from tests.fakes.payloads import load
+from tests.runbook import HEADINGS
 
 NOW = datetime(2026, 5, 21, 12, 0, tzinfo=timezone.utc)
 RULES = ev.PodRules(restart_warning=3, restart_window=timedelta(hours=24), not_ready_grace=timedelta(minutes=5))
@@ -270,6 +271,7 @@ def test_family_healthy_platform_is_all_ok(kube_api):
         + [("kubernetes.expected_workloads", Status.OK)] * len(INVENTORY)
         + [("kubernetes.strimzi_kafka", Status.OK), ("kubernetes.cnpg_cluster", Status.OK),
            ("kubernetes.flink_deployment", Status.OK), ("kubernetes.pvc_usage", Status.SKIPPED)])
+    assert not [(r.check_name, r.runbook) for r in results if r.runbook not in HEADINGS]
     # one pod listing per namespace feeds both pod checks
     assert {r.path for r in kube_api.calls("GET", r"/api/v1/namespaces/.*/pods")} == {
         f"/api/v1/namespaces/{ns}/pods" for ns in NAMESPACES}

@@ -12,7 +12,7 @@ from streamflow_ops.config import load_config
 from streamflow_ops.results import CheckResult, Status
 from streamflow_ops.store import ensure_ops_schema, write_results
 from streamflow_ops.sweep import persist, run_family
-from tests.unit.test_registry import HEADINGS
+from tests.runbook import HEADINGS
 
 pytestmark = pytest.mark.postgres
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import re
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -12,27 +11,10 @@ import pytest
 from streamflow_ops import registry
 from streamflow_ops.config import StreamflowOpsConfig, load_config
 from streamflow_ops.results import Status
+from tests.runbook import HEADINGS
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
-NOW = datetime(2026, 5, 21, 12, 0, tzinfo=timezone.utc)
-
-
-def runbook_headings() -> set[str]:
-    """Every "Section > Heading" of RUNBOOK.md: a level-3 heading under its level-2 section. Lines that
-    start with '#' inside code fences are shell comments, not headings."""
-    headings, section, fenced = set(), None, False
-    for line in (SHARED / "RUNBOOK.md").read_text().splitlines():
-        if line.lstrip().startswith("```"):
-            fenced = not fenced
-        elif not fenced and line.startswith("## "):
-            section = line[3:].strip()
-        elif not fenced and line.startswith("### ") and section:
-            headings.add(f"{section} > {line[4:].strip()}")
-    return headings
-
-
-HEADINGS = runbook_headings()
 
 
 def citations() -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 from streamflow_ops import registry
 from streamflow_ops.alerting.run import AlertOutcome, alert, standing_alerts
 from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.diagnosis.gather import diagnose
 from streamflow_ops.report import format_checks
 from streamflow_ops.results import CheckResult, Status, describe_error, worst
 from streamflow_ops.timeutil import utcnow
@@ -116,6 +117,7 @@ def summarize(config: StreamflowOpsConfig, sweep_id: str, results: list[CheckRes
     status = worst(r.status for r in results)
     summary: dict[str, Any] = {"sweep_id": sweep_id, "status": status.value, "counts": counts(results),
                                "checked_at": checked_at.isoformat(), "persisted": True, "notes": []}
+    summary["diagnosed"] = diagnose(config, results)  # the runbook's diagnosis on warning/critical results
     try:
         persist(config, sweep_id, results, checked_at)
     except Exception as exc:  # noqa: BLE001 - still report and alert; say the history has a gap

@@ -76,6 +76,11 @@ class AirflowApi:
         return list(self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params=params,
                                   auth=self._bearer())[1]["dag_runs"])
 
+    def failed_tasks(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """The task instances of one run in state failed (task_id, try_number, ...)."""
+        return list(self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+                                  params={"state": "failed"}, auth=self._bearer())[1]["task_instances"])
+
     def _bearer(self) -> BearerAuth | None:
         """login+password -> POST /auth/token; password alone is the token; neither -> extra headers only."""
         if isinstance(self._auth, ProbeError):

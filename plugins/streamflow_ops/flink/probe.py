@@ -46,6 +46,10 @@ class FlinkRest:
         """/jobs/<id>/checkpoints: counts, latest {completed, failed, ...} and history."""
         return self._get(f"/jobs/{job_id}/checkpoints")
 
+    def exceptions(self, job_id: str) -> dict[str, Any]:
+        """/jobs/<id>/exceptions: the exception history (root causes, newest first)."""
+        return self._get(f"/jobs/{job_id}/exceptions")
+
     def checkpoint_config(self, job_id: str) -> dict[str, Any]:
         """/jobs/<id>/checkpoints/config: interval and timeout in ms."""
         return self._get(f"/jobs/{job_id}/checkpoints/config")

@@ -28,8 +28,10 @@ ADMIN = "admin"
 SETTINGS_FILE = REPO / "airflow_settings.yaml"
 # Manual DAGs run only when triggered; the hourly sweep is harmless. The nightly window
 # (maintenance_tasks) deletes for real, so it stays paused until someone unpauses it.
+# The remediations too: a real run of one waits for a person's approval before it acts.
 UNPAUSED_DAGS = ("bronze_retention", "postgres_vacuum", "gold_refresh", "postgres_backup",
-                 "airflow_housekeeping", "platform_health_sweep")
+                 "airflow_housekeeping", "platform_health_sweep", "remediate_postgres_connections",
+                 "remediate_flink_taskmanagers", "remediate_flink_restart", "remediate_restart_workload")
 
 
 @dataclass(frozen=True)

@@ -105,3 +105,31 @@ def test_a_rejected_patch_is_an_action_error_naming_the_api_answer(kube_api):
     params = {"namespace": NS, "kind": "Deployment", "name": "flink-taskmanager"}
     with pytest.raises(ActionError, match=f"PATCH {TM_PATH} failed: .*HTTP 403"):
         runner.act_workload(CONFIG, runner.plan_workload(CONFIG, params), params)
+
+
+def test_flink_restart_on_the_operator_savepoints_then_bumps_the_restart_nonce(kube_api, monkeypatch):
+    """Flink REST is a stand-in here (the real savepoint is tested on the sandbox Flink): the order of
+    calls and the FlinkDeployment patch are what this test is about."""
+    from tests.fakes.http_api import http_connection
+
+    cr = load("kubernetes", "flinkdeployment_stable")
+    cr["spec"]["restartNonce"] = 3
+    kube_api.route("GET", CR_PATH, cr)
+    job = {"jid": "f00d", "name": "FraudDetectionJob", "state": "RUNNING", "start-time": 1}
+    with FakeApi() as rest:
+        rest.route("GET", "/jobs/overview", {"jobs": [job]})
+        rest.route("GET", "/jobs/f00d/checkpoints", {"latest": {"completed": {"id": 9, "external_path": "s3://c/9"}}})
+        rest.route("POST", "/jobs/f00d/savepoints", {"request-id": "trig-1"})
+        rest.route("GET", "/jobs/f00d/savepoints/trig-1", {"status": {"id": "COMPLETED"},
+                                                           "operation": {"location": "s3://sp/savepoint-f00d-1"}})
+        # The operator may only be asked to restart once the savepoint is complete.
+        kube_api.route("PATCH", CR_PATH, lambda req: (200, cr) if rest.calls("GET", "/jobs/f00d/savepoints/trig-1")
+                       else (409, {"kind": "Status", "code": 409, "message": "patched before the savepoint"}))
+        monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_FLINK", http_connection(rest.url))
+        config = load_config({"remediation": {"flink_savepoint_dir": "s3://sp"}})
+        plan = runner.plan_restart(config, {"dry_run": False})
+        outcome = runner.act_restart(config, plan, {"dry_run": False})
+        [trigger] = rest.calls("POST", "/jobs/f00d/savepoints")
+    assert trigger.json() == {"cancel-job": False, "target-directory": "s3://sp"}
+    assert outcome["savepoint"] == "s3://sp/savepoint-f00d-1"
+    assert patches(kube_api) == [(CR_PATH, "application/merge-patch+json", {"spec": {"restartNonce": 4}})]

@@ -1,6 +1,7 @@
 """SPEC's run semantics, end to end through dag.test() against the sandbox PostgreSQL:
 
-- every DAG's dry_run=true run changes nothing (warehouse rows, files, alert state), audit rows say dry;
+- every DAG's dry_run=true run changes nothing (warehouse rows, files, alert state, no write to the
+  Kubernetes or Flink far ends, an idle session survives), and its audit rows say dry;
 - the window's failure path: a failed step still gets the report sent and fails the run; PostgreSQL
   unreachable skips the destructive steps with the reason and does not end green;
 - airflow_housekeeping whose metadata cleanup fails ends red;
@@ -19,7 +20,8 @@ import pytest
 
 from tests.backup.conftest import connect_kubernetes
 from tests.contract.conftest import fresh_dag, states, xcom
-from tests.fakes.http_api import FakeApi, unused_port
+from tests.fakes.http_api import FakeApi, http_connection, unused_port
+from tests.fakes.payloads import load
 from tests.health.fake_alerts import alert_far_ends
 from tests.housekeeping.test_metadata_cleanup import IMAGE, PODS, serve_pods
 from tests.maintenance.conftest import snapshot
@@ -65,7 +67,7 @@ def world(warehouse_db, airflow_db, tmp_path, monkeypatch):
             psycopg.connect(warehouse_db, autocommit=True) as conn:
         serve_pods(kube)
         yield {"conn": conn, "dsn": warehouse_db, "logs": logs, "backups": backups, "kube": kube,
-               "slack": slack, "pagerduty": pagerduty,
+               "slack": slack, "pagerduty": pagerduty, "monkeypatch": monkeypatch,
                "connect_kubernetes": lambda: connect_kubernetes(kube, tmp_path, monkeypatch)}
 
 
@@ -108,6 +110,46 @@ def test_dry_run_runs_end_to_end_and_changes_nothing(world, dag_id):
         assert recorded > 0
     for post in world["kube"].calls("POST", PODS):  # metadata cleanup ran with --dry-run
         assert post.json()["spec"]["containers"][0]["args"][-1] == "--dry-run"
+
+
+REMEDIATIONS = {  # dag_id -> run_conf of its dry run, and the audit action it must leave (marked dry)
+    "remediate_postgres_connections": ({"dry_run": True}, "terminate_sessions"),
+    "remediate_flink_taskmanagers": ({"dry_run": True, "replicas": 3}, "scale_taskmanagers"),
+    "remediate_restart_workload": ({"dry_run": True}, "rollout_restart"),
+    "remediate_flink_restart": ({"dry_run": True}, "restart_flink_job"),
+}
+NS = "streamflow-processing"
+
+
+@pytest.mark.parametrize("dag_id", sorted(REMEDIATIONS))
+def test_remediation_dry_run_plans_audits_and_sends_no_change(world, dag_id):
+    """The Kubernetes far end answers reads (a stable FlinkDeployment, the taskmanager Deployment); a dry
+    run must send it no write, and the warehouse must not change."""
+    conn, kube = world["conn"], world["kube"]
+    kube.route("GET", f"/apis/flink.apache.org/v1beta1/namespaces/{NS}/flinkdeployments/[^/]+",
+               load("kubernetes", "flinkdeployment_stable"))
+    deployment = load("kubernetes", "deployments_flink_ready")["items"][1]
+    kube.route("GET", f"/apis/apps/v1/namespaces/{NS}/deployments/[^/]+",
+               {"kind": "Deployment", "apiVersion": "apps/v1", **deployment})
+    world["connect_kubernetes"]()
+    conf, action = REMEDIATIONS[dag_id]
+    with FakeApi() as flink, psycopg.connect(world["dsn"], autocommit=True) as idle:  # a client session, idle: must survive
+        for path, payload in (("/overview", "overview"), ("/jobs/overview", "jobs_overview"),
+                              ("/jobs/[0-9a-f]+", "job_healthy"), ("/jobs/[0-9a-f]+/checkpoints", "checkpoints_healthy"),
+                              ("/jobs/[0-9a-f]+/checkpoints/config", "checkpoints_config_healthy"),
+                              ("/taskmanagers", "taskmanagers"),
+                              ("/jobs/[0-9a-f]+/vertices/[0-9a-f]+/backpressure", "backpressure_ok")):
+            flink.route("GET", path, load("flink", payload))
+        world["monkeypatch"].setenv("AIRFLOW_CONN_STREAMFLOW_FLINK", http_connection(flink.url))
+        pid = idle.info.backend_pid
+        warehouse = snapshot(conn)
+        dr = fresh_dag(dag_id, retries=0).test(run_conf=conf)
+        assert conn.execute("select count(*) from pg_stat_activity where pid = %s", (pid,)).fetchone()[0] == 1
+    assert dr.state == "success", states(dr)
+    assert snapshot(conn) == warehouse
+    assert [r.method for r in kube.requests + flink.requests if r.method not in ("GET", "HEAD")] == []
+    rows = audit(conn, dr.run_id)
+    assert rows and all(dry for _, dry, _ in rows) and {a for a, _, _ in rows} == {action}, rows
 
 
 def test_window_with_a_failing_step_still_reports_and_fails(world):

@@ -5,7 +5,6 @@ probe's client), Flink through the REST helper (HttpHook). Every wait has a dead
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import datetime, timezone
@@ -183,7 +182,3 @@ def restart_flink(item: dict[str, Any], flink: FlinkControl, kube: KubeActions |
     outcome["restored"] = wait_for(lambda: flink.restored(new_job), restart_timeout_s,
                                    f"job {new_job} to report what it restored")
     return outcome
-
-
-def as_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)

@@ -23,10 +23,21 @@ APPROVAL_TIMEOUT = timedelta(hours=1)
 PLAN_BODY = "{{ ti.xcom_pull(task_ids='plan')['plan']['text'] }}"
 
 
+class RemediationApproval(ApprovalOperator):
+    """ApprovalOperator that records the decision (XCom key `decision`) before acting on it: on Reject the
+    operator skips downstream by raising, so its return value never reaches XCom, and the report needs it."""
+
+    def execute_complete(self, context, event):
+        if "error" not in event:
+            context["ti"].xcom_push(key="decision", value={"chosen_options": list(event["chosen_options"]),
+                                                           "responded_by_user": event.get("responded_by_user")})
+        return super().execute_complete(context, event)
+
+
 def remediation_flow(dag_id: str, subject: str) -> None:
     """Wire the shared chain inside a DAG context (`subject` heads the approval form)."""
     planned = plan_step(dag_id)
-    approve = ApprovalOperator(
+    approve = RemediationApproval(
         task_id="approve", subject=subject, body=PLAN_BODY, defaults=ApprovalOperator.REJECT,
         response_timeout=APPROVAL_TIMEOUT,
         doc_md="Approve to act on exactly the plan shown; Reject (or no answer within the timeout) does nothing.")
@@ -120,7 +131,7 @@ def report_step(dag_id: str) -> dict:
     report = build_report(remediation, dict(params), ti.run_id,
                           planned=ti.xcom_pull(task_ids="plan"),
                           refused=ti.xcom_pull(task_ids="plan", key="refused"),
-                          approval=ti.xcom_pull(task_ids="approve"),
+                          approval=ti.xcom_pull(task_ids="approve", key="decision"),
                           acted=ti.xcom_pull(task_ids="act"),
                           verified=ti.xcom_pull(task_ids="verify"))
     print(report["text"])

@@ -15,7 +15,6 @@ from streamflow_ops.remediation import actions
 from streamflow_ops.remediation.plans import (
     Plan, plan_flink_restart, plan_session_terminations, plan_taskmanager_scale, plan_workload_restart,
 )
-from streamflow_ops.results import CheckResult
 
 log = logging.getLogger(__name__)
 VERIFY_BUDGET_S = 30
@@ -190,9 +189,3 @@ def audit(config: StreamflowOpsConfig, context: Mapping[str, Any], plan: Plan, d
             record.rows_affected = outcome.get("rows_affected")
             record.details["outcome"] = {k: v for k, v in outcome.items() if k != "rows_affected"}
     return outcome
-
-
-def worst_of(results: list[dict]) -> str:
-    from streamflow_ops.results import worst
-
-    return worst(CheckResult.from_dict(r).status for r in results).value

@@ -172,3 +172,62 @@ def test_the_sweep_stores_the_diagnosis_with_the_result(warehouse_db, monkeypatc
     assert stored["flink.job_running"]["diagnosis"] == json.loads(json.dumps(results[0].details["diagnosis"]))
     assert stored["flink.job_running"]["diagnosis"]["alert"] == "FlinkJobNotRunning"
     assert "diagnosis" not in stored["postgres.connections"]
+
+
+@pytest.mark.postgres
+def test_business_bundle_on_the_seeded_warehouse(warehouse_db, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_FLINK", http_connection(f"http://127.0.0.1:{unused_port()}"))
+    diagnosed = result("business.pipeline_latency", Status.WARNING)
+    diagnose(CONFIG, [diagnosed])
+    diagnosis = diagnosed.details["diagnosis"]
+    with psycopg.connect(warehouse_db) as conn:
+        rules = conn.execute(
+            "select rule_id, count(*) filter (where created_at >= now() - interval '1 hour'), "
+            "count(*) filter (where created_at >= now() - interval '25 hours' and created_at < now() - interval "
+            "'24 hours') from silver.fraud_alerts where created_at >= now() - interval '25 hours' "
+            "group by rule_id order by 2 desc, rule_id").fetchall()
+    assert rules, "the seeded warehouse has recent fraud alerts"
+    assert diagnosis["alert"] == "PipelineLatencyHigh"
+    assert diagnosis["findings"][0].startswith("newest bronze row ") and " old, newest silver row " in diagnosis["findings"][0]
+    assert diagnosis["findings"][2] == "fraud alerts by rule, last hour vs the same hour yesterday: " + ", ".join(
+        f"{rule} {last} (yesterday {before})" for rule, last, before in rules[:8])
+    assert diagnosis["not_gathered"] == [diagnosis["not_gathered"][0]]
+    assert diagnosis["not_gathered"][0].startswith("Flink job: ProbeError")
+    assert diagnosis["remediation"] is None
+
+
+def test_dag_failure_bundle_through_the_airflow_api(monkeypatch):
+    from tests.health.test_airflow_api_checks import FakeAirflow, af, use_connection
+
+    with FakeApi() as api:
+        fake = FakeAirflow(api)
+        fake.runs["bronze_to_silver_pipeline"] = af("dag_runs_one_failed")["dag_runs"]
+        api.route("GET", r"/api/v2/dags/bronze_to_silver_pipeline/dagRuns/[^/]+/taskInstances",
+                  lambda req: (200, load("airflow", "task_instances_failed")) if fake.authorised(req) else (401, {}))
+        use_connection(monkeypatch, api.url)
+        diagnosed = result("airflow.failed_dag_runs", Status.WARNING, subject="bronze_to_silver_pipeline")
+        diagnose(CONFIG, [diagnosed])
+        [tis_call] = api.calls("GET", r"/api/v2/dags/bronze_to_silver_pipeline/dagRuns/.*/taskInstances")
+    failed = next(r for r in af("dag_runs_one_failed")["dag_runs"] if r["state"] == "failed")
+    diagnosis = diagnosed.details["diagnosis"]
+    assert diagnosis["not_gathered"] == [] and tis_call.query == {"state": ["failed"]}
+    assert tis_call.path == f"/api/v2/dags/bronze_to_silver_pipeline/dagRuns/{failed['dag_run_id']}/taskInstances"
+    assert diagnosis["findings"] == [
+        f"bronze_to_silver_pipeline run {failed['dag_run_id']} failed (ended {failed['end_date']})",
+        f"failed task promote_to_silver, try 3; log: https://airflow.example/dags/bronze_to_silver_pipeline/runs/"
+        f"{failed['dag_run_id']}/tasks/promote_to_silver"]
+
+
+def test_broker_bundle_through_kubernetes(tmp_path, monkeypatch):
+    from tests.health.test_kubernetes_checks import use_kubeconfig
+
+    broker = load("kubernetes", "pod_crashloopbackoff")
+    broker["metadata"]["name"] = "streamflow-kafka-kafka-0"
+    with FakeApi() as api:
+        api.route("GET", "/api/v1/namespaces/streamflow-kafka/pods",
+                  {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [broker]})
+        use_kubeconfig(tmp_path, monkeypatch, api.url)
+        diagnosis = gather(CONFIG, result("kafka.broker_reachable"), "KafkaBrokerDown")
+    assert diagnosis["findings"] == fd.broker_pod_findings([broker], "streamflow-kafka")
+    assert diagnosis["findings"][0].startswith("streamflow-kafka-kafka-0: CrashLoopBackOff, 14 restart(s)")
+    assert diagnosis["not_gathered"] == ["PVC usage: read it from kubernetes.pvc_usage in the same sweep"]

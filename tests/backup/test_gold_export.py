@@ -141,7 +141,8 @@ def test_an_unverified_backup_runs_no_retention_a_verified_one_does(warehouse_db
     def folder(days_ago: float, status: str) -> str:
         name = f"streamflow-backup-{now - timedelta(days=days_ago):%Y%m%dT%H%M%SZ}"
         (tmp_path / name).mkdir()
-        (tmp_path / name / MANIFEST).write_text(json.dumps({"status": status}))
+        (tmp_path / name / MANIFEST).write_text(json.dumps({"status": status, "method": "gold_export",
+                                                            "schemas": ["gold"]}))
         return name
 
     older, newest_verified = folder(12, "verified"), folder(10, "verified")
@@ -151,9 +152,13 @@ def test_an_unverified_backup_runs_no_retention_a_verified_one_does(warehouse_db
     assert summary["outcome"] == "unverified" and summary["removed"] == []  # no retention after it
     assert len([p for p in tmp_path.iterdir()]) == 5
     summary = export(config, now=now + timedelta(seconds=2))
-    # The new verified backup is now the one to keep: every folder older than keep_days goes.
+    # The new verified backup is now the one to keep: every folder older than keep_days goes, audited.
     assert sorted(summary["removed"]) == sorted([older, newest_verified, unverified, killed])
     assert [r["outcome"] for r in audit_rows(warehouse_db)] == ["unverified", "verified"]
+    (pruned,) = audit_rows(warehouse_db, action="backup_retention")
+    assert (pruned["outcome"], pruned["rows_affected"], pruned["target"]) == ("success", 4, str(tmp_path))
+    assert sorted(pruned["details"]["removed"]) == sorted(summary["removed"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(pruned["details"]["kept"])
 
 
 def test_share_marker_proves_the_folder_is_shared(tmp_path):

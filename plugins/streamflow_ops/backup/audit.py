@@ -12,6 +12,7 @@ from streamflow_ops.store import AuditRecord, ensure_ops_schema, write_audit
 VERIFIED, UNVERIFIED, FAILED, DRY_RUN = "verified", "unverified", "failed", "dry_run"
 BACKUP_ACTION = "backup"
 SCRATCH_DROP_ACTION = "backup_scratch_drop"
+RETENTION_ACTION = "backup_retention"
 
 
 def record_backup(config: StreamflowOpsConfig, run: Actor, *, target: str, dry_run: bool, outcome: str,

@@ -1,4 +1,6 @@
-"""Retention of backup folders (pg_dump and gold_export): keep N days, and never the newest VERIFIED backup.
+"""Retention of backup folders (pg_dump and gold_export): keep N days, and never the newest VERIFIED backup
+of each kind (method and schemas: a gold export cannot restore silver, so a newer one must not let the
+last verified full dump go).
 
 Only folders named like ours (streamflow-backup-<UTC stamp>) are ever considered: anything else in
 the backup folder is not ours to delete. An unverified, failed or half-written backup (killed mid-dump
@@ -25,24 +27,32 @@ class BackupEntry:
     name: str
     taken_at: datetime
     verified: bool
+    kind: str = ""  # what it can restore: backup_kind() of its manifest
 
 
 @dataclass
 class RetentionPlan:
     keep: list[str] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)
-    newest_verified: str | None = None
+    newest_verified: dict[str, str] = field(default_factory=dict)  # kind -> the folder kept for it
+    removed: list[str] = field(default_factory=list)  # what a real run deleted so far
 
 
 def plan_retention(entries: list[BackupEntry], now: datetime, keep_days: int) -> RetentionPlan:
-    """Which folders go: older than keep_days, except the newest verified one. Pure."""
+    """Which folders go: older than keep_days, except the newest verified one of each kind. Pure."""
     cutoff = now - timedelta(days=keep_days)
-    verified = [e for e in entries if e.verified]
-    newest = max(verified, key=lambda e: e.taken_at).name if verified else None
-    plan = RetentionPlan(newest_verified=newest)
+    plan = RetentionPlan()
+    for entry in sorted((e for e in entries if e.verified), key=lambda e: e.taken_at):
+        plan.newest_verified[entry.kind] = entry.name
+    protected = set(plan.newest_verified.values())
     for entry in sorted(entries, key=lambda e: e.taken_at):
-        (plan.remove if entry.taken_at < cutoff and entry.name != newest else plan.keep).append(entry.name)
+        (plan.remove if entry.taken_at < cutoff and entry.name not in protected else plan.keep).append(entry.name)
     return plan
+
+
+def backup_kind(manifest: dict) -> str:
+    """What a backup can restore: its method and the schemas asked for."""
+    return f"{manifest.get('method', '')}:{','.join(sorted(manifest.get('schemas') or ()))}"
 
 
 def scan(root: Path) -> list[BackupEntry]:
@@ -54,17 +64,15 @@ def scan(root: Path) -> list[BackupEntry]:
             continue
         taken_at = datetime.strptime(match.group(1), STAMP_FORMAT).replace(tzinfo=timezone.utc)
         try:
-            verified = json.loads((path / MANIFEST).read_text()).get("status") == VERIFIED
+            manifest = json.loads((path / MANIFEST).read_text())
         except (OSError, ValueError):
-            verified = False
-        entries.append(BackupEntry(path.name, taken_at, verified))
+            manifest = {}
+        entries.append(BackupEntry(path.name, taken_at, manifest.get("status") == VERIFIED, backup_kind(manifest)))
     return entries
 
 
-def apply_retention(root: Path, now: datetime, keep_days: int, dry_run: bool) -> RetentionPlan:
-    """Plan, then delete unless dry_run. Returns the plan either way (what went, or what would go)."""
-    plan = plan_retention(scan(root), now, keep_days)
-    if not dry_run:
-        for name in plan.remove:
-            shutil.rmtree(root / name)
-    return plan
+def remove_planned(root: Path, plan: RetentionPlan) -> None:
+    """Delete the plan's folders one by one; plan.removed says how far it got if one fails."""
+    for name in plan.remove:
+        shutil.rmtree(root / name)
+        plan.removed.append(name)

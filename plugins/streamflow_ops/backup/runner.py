@@ -12,10 +12,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from streamflow_ops.backup.audit import DRY_RUN, FAILED, UNVERIFIED, VERIFIED, record_backup
+from streamflow_ops.backup.audit import DRY_RUN, FAILED, RETENTION_ACTION, UNVERIFIED, VERIFIED, record_backup
 from streamflow_ops.backup.folder import new_backup_folder, read_manifest, write_manifest
 from streamflow_ops.backup.request import BackupRequest
-from streamflow_ops.backup.retention import apply_retention
+from streamflow_ops.backup.retention import RetentionPlan, plan_retention, remove_planned, scan
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.maintenance.audit import Actor
 
@@ -43,7 +43,7 @@ def run_file_backup(config: StreamflowOpsConfig, request: BackupRequest, dump_sc
     now = now or datetime.now(timezone.utc)
     root = Path(cfg.folder)
     if request.dry_run:
-        plan = apply_retention(root, now, cfg.keep_days, dry_run=True)
+        plan = plan_retention(scan(root), now, cfg.keep_days)
         summary = {"method": request.method, "dry_run": True, "would_dump": dump_schemas, "folder": str(root),
                    "verify": request.verify, "would_remove": plan.remove}
         record_backup(config, run, target=str(root), dry_run=True, outcome=DRY_RUN, started_at=now, details=summary)
@@ -73,10 +73,30 @@ def run_file_backup(config: StreamflowOpsConfig, request: BackupRequest, dump_sc
                   details=details, rows=rows)
     summary = {**details, "outcome": outcome, "rows": rows, "removed": [], "kept": None}
     if outcome == VERIFIED:
-        plan = apply_retention(root, now, cfg.keep_days, dry_run=False)
-        log.info("retention (keep %s days): removed %s, kept %s", cfg.keep_days, plan.remove, plan.keep)
-        summary.update(removed=plan.remove, kept=plan.keep)
+        plan = _prune(config, run, root, now)
+        summary.update(removed=plan.removed, kept=plan.keep)
     return summary
+
+
+def _prune(config: StreamflowOpsConfig, run: Actor, root: Path, now: datetime) -> RetentionPlan:
+    """Folder retention after a verified backup, in one audit row: what was deleted (also when a deletion
+    fails midway), what was kept and which verified backups were protected."""
+    started_at = datetime.now(timezone.utc)
+    plan = plan_retention(scan(root), now, config.backup.keep_days)
+    details = {"keep_days": config.backup.keep_days, "removed": plan.removed, "kept": plan.keep,
+               "newest_verified": plan.newest_verified}
+    try:
+        remove_planned(root, plan)
+    except Exception as exc:
+        record_backup(config, run, action=RETENTION_ACTION, target=str(root), dry_run=False, outcome=FAILED,
+                      started_at=started_at, rows=len(plan.removed),
+                      details={**details, "not_removed": [n for n in plan.remove if n not in plan.removed],
+                               "error": f"{type(exc).__name__}: {exc}"[:2000]})
+        raise
+    record_backup(config, run, action=RETENTION_ACTION, target=str(root), dry_run=False, outcome="success",
+                  started_at=started_at, rows=len(plan.removed), details=details)
+    log.info("retention (keep %s days): removed %s, kept %s", config.backup.keep_days, plan.removed, plan.keep)
+    return plan
 
 
 def _mark_failed(folder: Path, exc: BaseException) -> None:

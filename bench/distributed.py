@@ -120,18 +120,22 @@ def write(rows: list[dict]) -> None:
     ]
     for r in rows:
         window = r["window"]
+        window_cell = f"{window['wall_s']} s ({window['state']})" if window else "-"
+        sweeps = ", ".join(str(s["wall_s"]) for s in r["sweeps"])
         lines.append(
-            f"| {r['scenario']} | {r['workers']} | {r['cluster_start_s']} s | {r['sweep_median_s']} s "
-            f"({', '.join(str(s['wall_s']) for s in r['sweeps'])}) | "
-            f"{f'{window['wall_s']} s ({window['state']})' if window else '-'} | "
-            f"{r['sweeps'][-1]['tasks_per_worker']}; {window['tasks_per_worker'] if window else '-'} |")
+            f"| {r['scenario']} | {r['workers']} | {r['cluster_start_s']} s | {r['sweep_median_s']} s ({sweeps}) | "
+            f"{window_cell} | {r['sweeps'][-1]['tasks_per_worker']}; {window['tasks_per_worker'] if window else '-'} |")
     met = "met" if speedups["silent"] >= GOAL_SPEEDUP else "**not met**"
     lines += [
         "",
         (f"- Sweep speed-up, two workers over one: healthy {speedups['healthy']}x, I/O-bound (silent) "
          f"{speedups['silent']}x (goal >= {GOAL_SPEEDUP}x on the I/O-bound sweep: {met})."),
-        (f"- Window speed-up: {window_speedup}x (its steps run one after another; only the per-worker log "
-         "cleanup and the backup branches run side by side, so a second worker cannot shorten it much)."),
+        (f"- Window speed-up: {window_speedup}x (one run per configuration on a machine shared with other "
+         "work: the steps run one after another, so the gain is in task pick-up, not in parallel steps)."),
+        ("- In the silent scenario only the Kafka and Flink families wait on I/O (until their budgets); the "
+         "other five answer at once. One worker's two slots already run those two waits side by side, so a "
+         "second worker saves only the time the five fast families queue behind them: the issue's 1.5x "
+         "assumes every family waits on I/O, which this sandbox cannot produce (PostgreSQL is local)."),
     ]
     (RESULTS / "distributed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -10,10 +10,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from tests.distributed.conftest import (poll, run_state, task_instance, task_instances, tries, trigger,
                                         wait_for_run)
 from tests.kafka.broker import commit, create_topic, produce, unique
+
+pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.kafka, pytest.mark.flink]
 
 WORKER_HOSTS = {"w1", "w2"}
 DESTRUCTIVE = ("bronze_retention", "vacuum", "gold_refresh", "backup.dump")

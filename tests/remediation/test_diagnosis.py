@@ -64,12 +64,12 @@ def test_flink_findings_on_flink_payloads():
         "bbbbbbbb CANCELED (started 2026-05-21 11:00:00 UTC)"]
 
 
-def test_lag_findings_tell_a_spike_from_a_slowdown():
+def test_lag_findings_compare_producer_and_consumer():
     spike = {"rules": ["growing"], "window_minutes": 180, "production_per_s": 90.0, "consumption_per_s": 40.0}
     assert fd.lag_findings(spike) == ["lag pattern over 180 min: growing",
-                                      "producing 90.0/s, consuming 40.0/s: a producer spike"]
-    assert fd.lag_findings({"production_per_s": 10.0, "consumption_per_s": 30.0, "catch_up_s": 3900})[1:] == [
-        "time to catch up at the current rate: 1h05m"]
+                                      "producing 90.0/s, consuming 40.0/s: falling behind by 50.0/s"]
+    assert fd.lag_findings({"production_per_s": 10.0, "consumption_per_s": 30.0, "catch_up_s": 3900}) == [
+        "producing 10.0/s, consuming 30.0/s: catching up by 20.0/s", "time to catch up at the current rate: 1h05m"]
 
 
 def test_broker_pod_findings_quote_the_last_termination():
@@ -231,3 +231,21 @@ def test_broker_bundle_through_kubernetes(tmp_path, monkeypatch):
     assert diagnosis["findings"] == fd.broker_pod_findings([broker], "streamflow-kafka")
     assert diagnosis["findings"][0].startswith("streamflow-kafka-kafka-0: CrashLoopBackOff, 14 restart(s)")
     assert diagnosis["not_gathered"] == ["PVC usage: read it from kubernetes.pvc_usage in the same sweep"]
+
+
+@pytest.mark.flink
+def test_lag_bundle_reads_flink_capacity_on_the_sandbox(flink_service, sandbox_connections):
+    diagnosed = result("kafka.consumer_lag", Status.WARNING, subject="flink-fraud-detector", rules=["growing"],
+                       window_minutes=180, production_per_s=50.0, consumption_per_s=20.0)
+    diagnose(CONFIG, [diagnosed])
+    diagnosis = diagnosed.details["diagnosis"]
+    overview = httpx.get(f"{flink.rest_url(flink_service)}/overview").json()
+    assert diagnosis["alert"] == "KafkaConsumerLagHigh" and diagnosis["not_gathered"] == []
+    assert diagnosis["findings"][:4] == [
+        "lag pattern over 180 min: growing", "producing 50.0/s, consuming 20.0/s: falling behind by 30.0/s",
+        f"{flink.JOB_NAME}: RUNNING",
+        f"{overview['taskmanagers']} TaskManager(s), {overview['slots-available']} of {overview['slots-total']} "
+        f"slots free"]
+    assert diagnosis["findings"][4].startswith("backpressure per vertex: ")
+    expected = min(10, max(overview["taskmanagers"], CONFIG.flink.expected_taskmanagers) + 1)
+    assert diagnosis["remediation"]["conf"] == {"dry_run": True, "replicas": expected}

@@ -86,16 +86,17 @@ def checkpoint_findings(checkpoints: dict[str, Any] | None) -> list[str]:
 # --- KafkaConsumerLagHigh -------------------------------------------------------------------------
 
 def lag_findings(details: dict[str, Any]) -> list[str]:
-    """Spike or slowdown: the lag's trend, the producer against the consumer, the time to catch up."""
+    """The lag's pattern, the producer against the consumer over the window, the time to catch up. (Spike or
+    slowdown needs the usual rates too: compare these with the dashboard's.)"""
     findings = []
     rules = details.get("rules") or []
     if rules:
         findings.append(f"lag pattern over {details.get('window_minutes', '?')} min: {', '.join(rules)}")
     produced, consumed = details.get("production_per_s"), details.get("consumption_per_s")
     if produced is not None and consumed is not None:
-        kind = "a producer spike" if produced > consumed else "a consumer slowdown" if consumed < produced * 1.05 \
-            else "catching up"
-        findings.append(f"producing {produced:,.1f}/s, consuming {consumed:,.1f}/s: {kind}")
+        gap = produced - consumed
+        trend = f"falling behind by {gap:,.1f}/s" if gap > 0 else f"catching up by {-gap:,.1f}/s"
+        findings.append(f"producing {produced:,.1f}/s, consuming {consumed:,.1f}/s: {trend}")
     if details.get("catch_up_s") is not None:
         findings.append(f"time to catch up at the current rate: {_age(details['catch_up_s'])}")
     return findings

@@ -133,3 +133,24 @@ def test_flink_restart_on_the_operator_savepoints_then_bumps_the_restart_nonce(k
     assert trigger.json() == {"cancel-job": False, "target-directory": "s3://sp"}
     assert outcome["savepoint"] == "s3://sp/savepoint-f00d-1"
     assert patches(kube_api) == [(CR_PATH, "application/merge-patch+json", {"spec": {"restartNonce": 4}})]
+
+
+def test_refused_run_fails_saying_why_and_never_reaches_the_approval(kube_api, airflow_db):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    from tests.dagfiles import load_repo_dag
+    from tests.maintenance.test_dags import states
+
+    conf = {"dry_run": False, "namespace": "streamflow-data", "kind": "StatefulSet", "name": "streamflow-postgres-1"}
+    dr = load_repo_dag("remediate_restart_workload").test(run_conf=conf)
+    assert dr.state == "failed"
+    assert states(dr) == {"plan": "failed", "real_run": "upstream_failed", "approve": "upstream_failed",
+                          "act": "upstream_failed", "verify": "upstream_failed", "report": "failed"}
+    with create_session() as session:
+        row = session.scalars(XComModel.get_many(run_id=dr.run_id, key="refused", task_ids="plan",
+                                                 dag_ids=dr.dag_id)).first()
+        refused = XComModel.deserialize_value(row)
+    assert refused.startswith("streamflow-data/StatefulSet/streamflow-postgres-1 is not in "
+                              "remediation.restartable_workloads (allowed: streamflow-processing/Deployment/")
+    assert kube_api.requests == []  # nothing read, nothing patched

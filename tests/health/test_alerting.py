@@ -64,7 +64,7 @@ class Sweeps:
     (None, C, ChangeKind.NEW, TRIGGER),             # first sweep, already broken: news and a page
     (O, W, ChangeKind.NEW, None),                   # warnings never page
     (W, C, ChangeKind.ESCALATION, TRIGGER),
-    (C, W, ChangeKind.DEESCALATION, RESOLVE),
+    (C, W, ChangeKind.DEESCALATION, None),          # the incident stays open until the check is ok again
     (C, O, ChangeKind.RESOLUTION, RESOLVE),
     (W, O, ChangeKind.RESOLUTION, None),
     (C, C, None, None),                             # still critical: silence (PagerDuty already has it)
@@ -76,6 +76,15 @@ def test_owed_follows_from_what_people_were_told(told, now, kind, page):
         sweeps.sweep(result(told))
     state = sweeps.sweep(result(now), deliver=False)[("postgres.backup_age", "")]
     assert state.change_kind is kind and state.pending_page == page
+
+
+def test_one_incident_from_critical_until_ok_through_a_de_escalation():
+    sweeps = Sweeps()
+    for status in (C, W, C, O):
+        sweeps.sweep(result(status))
+    key = dedup_key("postgres.backup_age", "")
+    assert sweeps.pages == [(TRIGGER, key), (RESOLVE, key)]
+    assert [t[0] for t in sweeps.told] == [CHANGE] * 4  # Slack hears every change
 
 
 @pytest.mark.parametrize("lost", [U, S])

@@ -1,4 +1,4 @@
-"""PagerDuty Events API v2 (critical only): trigger when a check turns critical, resolve when it clears.
+"""PagerDuty Events API v2 (critical only): trigger when a check turns critical, resolve when it is ok again.
 
 Sent through the pagerduty provider's PagerdutyEventsAsyncHook, which posts `{base_url}/v2/enqueue`.
 Its base URL defaults to https://events.pagerduty.com; when the `pagerduty_streamflow` connection has a

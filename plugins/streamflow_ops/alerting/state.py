@@ -10,7 +10,8 @@ A sweep's results move each row forward (`advance`); deliveries then acknowledge
   which must not resolve the check's other subjects).
 - What is owed is derived from the row, never queued: Slack owes a "change" while the answered status
   differs from what Slack last acknowledged, and PagerDuty owes `trigger`/`resolve` while the wanted
-  incident differs from the open one. A delivery that failed is therefore retried by the next attempt in
+  incident differs from the open one (wanted from critical until the check answers ok: a de-escalation to
+  warning keeps the incident open). A delivery that failed is therefore retried by the next attempt in
   its newest form, and one made moot meanwhile (critical, then ok before anybody was told) vanishes.
 - Flap damping: more than `flap_threshold` flips within the last `flap_window` answers turns a row
   flapping: one Slack note with its history, no further change lines or pages until the last
@@ -167,8 +168,10 @@ def reconcile(state: AlertState) -> AlertState:
         pending = _add(pending, CHANGE)
     if state.flapping:
         wanted = state.incident_open  # held: not paged (nor resolved) until stable
+    elif state.incident_open:
+        wanted = state.status is not Status.OK  # resolved when it is ok again (SPEC), not on a de-escalation
     else:
-        wanted = state.status is Status.CRITICAL and (state.incident_open or state.deferred_to is None)
+        wanted = state.status is Status.CRITICAL and state.deferred_to is None
     page = TRIGGER if wanted and not state.incident_open else RESOLVE if state.incident_open and not wanted else None
     return replace(state, pending_slack=pending, pending_page=page)
 

@@ -10,7 +10,9 @@ import os
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -74,20 +76,29 @@ def postgres_service(sandbox_layout):
         postgres.stop(sandbox_layout)
 
 
-@pytest.fixture
-def warehouse_db(postgres_service, monkeypatch) -> str:
-    """A fresh copy of the seeded warehouse for one test; `streamflow_postgres` points at it."""
+@contextmanager
+def scratch_database(layout: Layout, prefix: str, template: str = "template1") -> Iterator[str]:
+    """A database of its own (its DSN) on the sandbox PostgreSQL, copied from `template` (template0: empty,
+    TEMPLATE_DB: the seeded warehouse), dropped afterwards whatever happened."""
     import psycopg
 
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin_dsn = postgres.dsn(postgres_service, "postgres")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin_dsn = postgres.dsn(layout, "postgres")
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'create database "{name}" template "{TEMPLATE_DB}"')
-    dsn = postgres.dsn(postgres_service, name)
-    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_POSTGRES", dsn)
-    yield dsn
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
+        conn.execute(f'create database "{name}" template "{template}"')
+    try:
+        yield postgres.dsn(layout, name)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def warehouse_db(postgres_service, monkeypatch) -> Iterator[str]:
+    """A fresh copy of the seeded warehouse for one test; `streamflow_postgres` points at it."""
+    with scratch_database(postgres_service, "t", TEMPLATE_DB) as dsn:
+        monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_POSTGRES", dsn)
+        yield dsn
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from datetime import datetime, timezone
 
 import psycopg
@@ -15,6 +14,7 @@ from streamflow_ops import sweep
 from streamflow_ops.alerting.state import dedup_key
 from streamflow_ops.config import load_config
 from streamflow_ops.results import CheckResult, Status
+from tests.conftest import scratch_database
 from tests.fakes.http_api import FakeApi, http_connection
 from tests.fakes.payloads import load
 from tests.health.fake_alerts import (accepted, alert_far_ends, answering, codes, failing, pd_500, pd_actions, pd_ok,
@@ -37,15 +37,8 @@ def healthy_rest() -> list[CheckResult]:
 @pytest.fixture(scope="module")
 def ops_database(postgres_service):
     """An empty database for the ops schema alone (alerting needs no warehouse data: cloning it costs more)."""
-    from sandbox import postgres
-
-    name = f"alerts_{uuid.uuid4().hex[:12]}"
-    admin = postgres.dsn(postgres_service, "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    yield postgres.dsn(postgres_service, name)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
+    with scratch_database(postgres_service, "alerts") as dsn:
+        yield dsn
 
 
 @pytest.fixture

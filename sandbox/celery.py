@@ -32,8 +32,10 @@ META_DATABASE = "airflow_meta"
 WORKERS = ("w1", "w2")
 WORKER_QUEUES = ("default", "maintenance")
 HOSTNAME_ENV = "STREAMFLOW_WORKER_HOSTNAME"
-# Started in this order, stopped in the reverse: the scheduler stops sending work before the workers go.
+# Started in this order (the API server first: every other component talks to it), stopped in the
+# reverse once the workers are gone.
 COMPONENTS = ("api-server", "dag-processor", "scheduler", "triggerer")
+WORKER_CONCURRENCY = 2  # task slots per worker (the sandbox has 2 cores for everything)
 
 
 def worker_hostname() -> str:
@@ -129,7 +131,6 @@ class CeleryCluster(Standalone):
             "AIRFLOW__API__SECRET_KEY": keys["api"],
             "AIRFLOW__CELERY__BROKER_URL": self.broker_url,
             "AIRFLOW__CELERY__RESULT_BACKEND": f"redis://127.0.0.1:{self.redis_port}/1",
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs" / "components"),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(base + 62),
             # The housekeeping step fans its log cleanup out to one task per worker queue.
@@ -164,6 +165,8 @@ class CeleryCluster(Standalone):
         if not self.password_file.exists():
             self._write_password_file()
         if not any(running_group(self.pid_path(n)) for n in (*COMPONENTS, *self.workers)):
+            for port in (self.api_port, self.layout.port_base + 62):
+                ensure_port_free(port, "airflow (celery)")
             self._prepare_meta_database(fresh)
         for name in COMPONENTS:
             self._spawn(name, [sys.executable, "-m", "airflow", name], self.component_env())
@@ -185,7 +188,7 @@ class CeleryCluster(Standalone):
         self._spawn(worker, [sys.executable, "-m", "airflow", "celery", "worker",
                              "--celery-hostname", f"{worker}@streamflow-sandbox",
                              "--queues", ",".join(self.worker_queues(worker)),
-                             "--concurrency", "2", "--without-gossip"],
+                             "--concurrency", str(WORKER_CONCURRENCY), "--without-gossip"],
                     self.component_env(worker, config_overrides))
 
     def _start_redis(self) -> None:

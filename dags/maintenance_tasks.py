@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, chain, dag
 
 from streamflow_ops.dag_defaults import COMMON_DAG_ARGS, dry_run_param
+from streamflow_ops.maintenance.deadline import notify_slack_overdue
 from streamflow_ops.maintenance.operators import BronzeRetentionOperator, GoldRefreshOperator, VacuumOperator
 from streamflow_ops.backup.taskgroups import backup_group
 from streamflow_ops.housekeeping.taskgroups import housekeeping_group
@@ -16,7 +16,7 @@ from streamflow_ops.maintenance.steps import preflight, report, runs_after_anyth
 WINDOW_DEADLINE = DeadlineAlert(
     reference=DeadlineReference.DAGRUN_QUEUED_AT,
     interval=timedelta(minutes=45),
-    callback=AsyncCallback(SlackWebhookNotifier, kwargs={
+    callback=AsyncCallback(notify_slack_overdue, kwargs={
         "slack_webhook_conn_id": "slack_streamflow_alerts",
         "text": ":warning: maintenance_tasks has run for 45 minutes (expected 20-30): check the window "
                 "(runbook section 2) before it collides with the morning load.",

@@ -65,7 +65,7 @@ def measure(layout: Layout, workers: tuple[str, ...], scenario: str) -> dict:
     with silent_port() as port:
         if scenario == "silent":
             extra.update(unreachable_env(port))
-        cluster = CeleryCluster(layout, workers=workers, extra_env=extra)
+        cluster = CeleryCluster(layout, workers=workers, extra_env=extra, meta_database="airflow_meta_bench")
         started = time.monotonic()
         try:
             cluster.start(fresh=True)
@@ -75,6 +75,7 @@ def measure(layout: Layout, workers: tuple[str, ...], scenario: str) -> dict:
                 window = _run(api, "maintenance_tasks", {}) if scenario == "healthy" else None
         finally:
             cluster.stop()
+            cluster.drop_meta_database()
     return {"workers": len(workers), "scenario": scenario, "cluster_start_s": round(start_s, 1),
             "sweeps": sweeps, "sweep_median_s": statistics.median(s["wall_s"] for s in sweeps), "window": window}
 

@@ -56,6 +56,9 @@ class CeleryCluster(Standalone):
     extra_env: dict[str, str] = field(default_factory=dict)
     # Key-by-key overrides of the streamflow_ops_config every component gets, per section.
     config_overrides: dict[str, dict] = field(default_factory=dict)
+    # The tests use a metadata database of their own: their unpaused DAGs must not wake up under
+    # `make celery` on the same profile.
+    meta_database: str = META_DATABASE
 
     @property
     def home(self) -> Path:
@@ -90,7 +93,7 @@ class CeleryCluster(Standalone):
         return self.home / f"{name}.log"
 
     def meta_dsn(self) -> str:
-        return postgres.dsn(self.layout, META_DATABASE).replace("postgresql://", "postgresql+psycopg2://", 1)
+        return postgres.dsn(self.layout, self.meta_database).replace("postgresql://", "postgresql+psycopg2://", 1)
 
     def _secrets(self) -> dict[str, str]:
         """Shared by every component: the JWT secret signs the workers' execution-API tokens."""
@@ -219,8 +222,15 @@ class CeleryCluster(Standalone):
         digest = hashlib.sha1(SETTINGS_FILE.read_bytes()).hexdigest()[:8]
         return f"{META_DATABASE}_tpl_{__version__.replace('.', '_')}_{digest}"
 
+    def drop_meta_database(self) -> None:
+        """Drop this cluster's metadata database (stop the cluster first); the template stays."""
+        import psycopg
+
+        with psycopg.connect(postgres.dsn(self.layout, "postgres"), autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{self.meta_database}" with (force)')
+
     def _prepare_meta_database(self, fresh: bool) -> None:
-        """airflow_meta as a clone of a migrated template that carries airflow_settings.yaml's pools and
+        """The metadata database as a clone of a migrated template that carries airflow_settings.yaml's pools and
         variables (connections come from the environment); migrated in place when it already exists."""
         import psycopg
 
@@ -237,11 +247,11 @@ class CeleryCluster(Standalone):
                     conn.execute(f'drop database "{template}" with (force)')
                     raise
             if fresh:
-                conn.execute(f'drop database if exists "{META_DATABASE}" with (force)')
-            if not exists(META_DATABASE):
-                conn.execute(f'create database "{META_DATABASE}" template "{template}"')
+                conn.execute(f'drop database if exists "{self.meta_database}" with (force)')
+            if not exists(self.meta_database):
+                conn.execute(f'create database "{self.meta_database}" template "{template}"')
                 return
-        self._migrate(postgres.dsn(self.layout, META_DATABASE))
+        self._migrate(postgres.dsn(self.layout, self.meta_database))
 
     def _migrate(self, dsn: str) -> None:
         """Schema, then the pools and the config variable of airflow_settings.yaml (connections: env)."""

@@ -78,7 +78,7 @@ def celery_cluster(sandbox_layout, postgres_service, kafka_service, flink_servic
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         },
         # Small retention batches (~140 for the day due): the kill lands mid-deletion.
-        config_overrides={"retention": {"batch_size": 200}})
+        config_overrides={"retention": {"batch_size": 200}}, meta_database="airflow_meta_tests")
     started = time.monotonic()
     try:
         cluster.start(fresh=True)
@@ -86,6 +86,7 @@ def celery_cluster(sandbox_layout, postgres_service, kafka_service, flink_servic
         yield cluster
     finally:
         cluster.stop()
+        cluster.drop_meta_database()
 
 
 @pytest.fixture(scope="session")

@@ -92,7 +92,7 @@ def main() -> dict:
     from sandbox.proc import Layout
 
     from streamflow_ops.config import load_config
-    from streamflow_ops.maintenance.audit import Actor
+    from streamflow_ops.store import Actor
 
     layout = Layout.from_env()
     was_running = postgres.status(layout).split(":", 1)[1].strip().startswith("running")

@@ -108,7 +108,7 @@ def _measure(layout, template: str, action) -> dict:
 
 def _package_retention(conn) -> dict:
     from streamflow_ops.config import load_config
-    from streamflow_ops.maintenance.audit import Actor
+    from streamflow_ops.store import Actor
     from streamflow_ops.postgres.retention import run_retention
     from streamflow_ops.store import ensure_ops_schema
 

@@ -65,8 +65,8 @@ def take_nightly_backup(config) -> None:
     """A real verified backup, as the nightly window leaves one: the healthy sandbox has a recent backup."""
     from streamflow_ops.backup.request import check_file_backup_ready, resolve_request
     from streamflow_ops.backup.runner import run_file_backup
-    from streamflow_ops.maintenance.audit import Actor
-    from streamflow_ops.postgres.connection import warehouse_connection
+    from streamflow_ops.store import Actor
+    from streamflow_ops.connections import warehouse_connection
 
     request = resolve_request({}, config, kubernetes_defined=False)
     with warehouse_connection(config.warehouse) as conn:

@@ -154,7 +154,7 @@ def run_window(dsn: str, backup_folder: Path) -> dict:
     from streamflow_ops.backup.request import check_file_backup_ready, resolve_request
     from streamflow_ops.backup.runner import run_file_backup
     from streamflow_ops.config import load_config
-    from streamflow_ops.maintenance.audit import Actor
+    from streamflow_ops.store import Actor
     from streamflow_ops.postgres.gold_refresh import run_refresh
     from streamflow_ops.postgres.retention import run_retention
     from streamflow_ops.postgres.vacuum import plan, read_stats, run_vacuum

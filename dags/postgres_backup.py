@@ -5,7 +5,7 @@ from airflow.sdk import Param, dag
 
 from streamflow_ops.backup.taskgroups import backup_group
 from streamflow_ops.dag_defaults import COMMON_DAG_ARGS, dry_run_param
-from streamflow_ops.maintenance.params import IDENTIFIER
+from streamflow_ops.params import IDENTIFIER
 
 
 @dag(

@@ -5,7 +5,7 @@ from airflow.sdk import Param, dag
 
 from streamflow_ops.dag_defaults import COMMON_DAG_ARGS, dry_run_param
 from streamflow_ops.maintenance.operators import VacuumOperator
-from streamflow_ops.maintenance.params import QUALIFIED_TABLE
+from streamflow_ops.params import QUALIFIED_TABLE
 
 
 @dag(

@@ -1,5 +1,13 @@
-"""Whether an Airflow connection is defined: a family without one reports `skipped`, never `ok`."""
+"""Connections to the far ends: whether an Airflow connection is defined (a family without one reports
+`skipped`, never `ok`), and warehouse connections through PostgresHook, always with connect, statement
+and lock timeouts (every layer above uses this one helper)."""
 from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+from streamflow_ops.config import WarehouseConfig
 
 
 def connection_defined(conn_id: str) -> bool:
@@ -11,3 +19,25 @@ def connection_defined(conn_id: str) -> bool:
     except AirflowNotFoundException:
         return False
     return True
+
+
+@contextmanager
+def warehouse_connection(cfg: WarehouseConfig, *, autocommit: bool = True,
+                         statement_timeout_s: float | None = None, lock_timeout_s: float | None = None,
+                         database: str | None = None) -> Iterator:
+    """A psycopg 3 connection from the `streamflow_postgres` connection, closed on exit."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    # libpq reads PGCONNECT_TIMEOUT: an unreachable server fails in seconds instead of hanging.
+    os.environ.setdefault("PGCONNECT_TIMEOUT", str(cfg.connect_timeout_s))
+    statement_ms = int((statement_timeout_s or cfg.statement_timeout_s) * 1000)
+    options = f"-c statement_timeout={statement_ms} -c application_name=streamflow_ops"
+    if lock_timeout_s is not None:
+        options += f" -c lock_timeout={int(lock_timeout_s * 1000)}"
+    hook = PostgresHook(postgres_conn_id=cfg.conn_id, options=options, **({"database": database} if database else {}))
+    conn = hook.get_conn()
+    conn.autocommit = autocommit
+    try:
+        yield conn
+    finally:
+        conn.close()

@@ -18,6 +18,7 @@ from typing import Iterable
 
 from streamflow_ops.alerting.state import AlertState
 from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.connections import connection_defined
 from streamflow_ops.results import CheckResult, Status, worst
 
 JOB = "streamflow_ops_health_sweep"
@@ -110,8 +111,6 @@ def _push(config: StreamflowOpsConfig, job: str, body: str) -> str:
     the failure shows instead of a dashboard that silently stops moving.
     """
     from airflow.providers.http.hooks.http import HttpHook
-
-    from streamflow_ops.connections import connection_defined
 
     conn_id = config.monitoring.pushgateway_conn_id
     if not connection_defined(conn_id):

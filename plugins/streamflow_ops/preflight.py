@@ -15,7 +15,7 @@ from streamflow_ops.config import PostgresChecksConfig, StreamflowOpsConfig
 from streamflow_ops.flink.checks import job_running
 from streamflow_ops.kafka.checks import broker_reachable
 from streamflow_ops.postgres.checks import dict_rows, evaluate_connections, evaluate_replication_lag, reachable
-from streamflow_ops.postgres.connection import warehouse_connection
+from streamflow_ops.connections import warehouse_connection
 from streamflow_ops.postgres.locks import lock_holder
 from streamflow_ops.results import CheckResult, Status, describe_error
 

@@ -20,8 +20,8 @@ from streamflow_ops.backup.gold_export import verify_export
 from streamflow_ops.backup.request import check_file_backup_ready, choose_method, resolve_request
 from streamflow_ops.backup.runner import run_file_backup
 from streamflow_ops.backup.verify import SCRATCH_PREFIX, VerificationError
-from streamflow_ops.maintenance.audit import Actor
-from streamflow_ops.postgres.connection import warehouse_connection
+from streamflow_ops.store import Actor
+from streamflow_ops.connections import warehouse_connection
 from tests.backup.conftest import audit_rows, backup_config
 
 pytestmark = pytest.mark.postgres

@@ -19,8 +19,8 @@ from streamflow_ops.backup.runner import run_file_backup
 from streamflow_ops.backup.status import backup_in_progress
 from streamflow_ops.backup.verify import SCRATCH_PREFIX, VerificationError, verify_dump
 from streamflow_ops.config import load_config
-from streamflow_ops.maintenance.audit import Actor
-from streamflow_ops.postgres.connection import warehouse_connection
+from streamflow_ops.store import Actor
+from streamflow_ops.connections import warehouse_connection
 from tests.backup.conftest import audit_rows, backup_config
 
 pytestmark = pytest.mark.postgres

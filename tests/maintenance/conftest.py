@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from streamflow_ops.config import load_config
-from streamflow_ops.maintenance.audit import Actor
+from streamflow_ops.store import Actor
 from streamflow_ops.store import ensure_ops_schema
 
 REFERENCE = datetime(2026, 3, 10, 3, 0, tzinfo=timezone.utc)

@@ -176,7 +176,7 @@ KILLER = textwrap.dedent("""
     import os, signal, sys
     import psycopg
     from streamflow_ops.config import load_config
-    from streamflow_ops.maintenance.audit import Actor
+    from streamflow_ops.store import Actor
     from streamflow_ops.postgres.retention import run_retention
 
     def die_after_two(batch, rows, seconds):

@@ -20,7 +20,7 @@ from streamflow_ops.alerting.state import Advance, AlertState, Key, Policy, adva
 from streamflow_ops.alerting.store import alert_session, delete_state, load_states, save_state
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.metrics import push_alert_metrics
-from streamflow_ops.postgres.connection import warehouse_connection
+from streamflow_ops.connections import warehouse_connection
 from streamflow_ops.results import CheckResult, Status, describe_error
 from streamflow_ops.store import ensure_ops_schema
 from streamflow_ops.timeutil import utcnow

@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from streamflow_ops.config import StreamflowOpsConfig
-from streamflow_ops.maintenance.audit import Actor
+from streamflow_ops.connections import warehouse_connection
+from streamflow_ops.store import Actor
 from streamflow_ops.store import AuditRecord, ensure_ops_schema, write_audit
 
 VERIFIED, UNVERIFIED, FAILED, DRY_RUN = "verified", "unverified", "failed", "dry_run"
@@ -19,8 +20,6 @@ def record_backup(config: StreamflowOpsConfig, run: Actor, *, target: str, dry_r
                   started_at: datetime, details: dict[str, Any], rows: int | None = None,
                   action: str = BACKUP_ACTION) -> int:
     """Write one ops.maintenance_audit row for a backup (or its hygiene) on a short-lived connection."""
-    from streamflow_ops.postgres.connection import warehouse_connection
-
     ops = config.warehouse.ops_schema
     with warehouse_connection(config.warehouse) as conn:
         ensure_ops_schema(conn, ops)

@@ -32,7 +32,8 @@ from streamflow_ops.backup.folder import disk_size, read_manifest, sha256_file, 
 from streamflow_ops.backup.pg_dump import RELATION_KINDS, DumpError, backup_lock, snapshot_transaction
 from streamflow_ops.backup.verify import VerificationError, scratch_database
 from streamflow_ops.config import StreamflowOpsConfig
-from streamflow_ops.maintenance.audit import Actor
+from streamflow_ops.connections import warehouse_connection
+from streamflow_ops.store import Actor
 from streamflow_ops.sqlfiles import load_sql
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,6 @@ def _restore_script(conn, relations: list[dict[str, Any]]) -> str:
 
 def take_export(config: StreamflowOpsConfig, schemas: list[str], folder: Path) -> dict[str, Any]:
     """Export every relation of `schemas` as data from one snapshot; write the manifest (status "dumped")."""
-    from streamflow_ops.postgres.connection import warehouse_connection
-
     cfg = config.backup
     started = time.monotonic()
     started_at = datetime.now(timezone.utc)
@@ -182,8 +181,6 @@ def check_files(folder: Path, manifest: dict[str, Any]) -> None:
 def verify_export(config: StreamflowOpsConfig, folder: Path, run: Actor) -> dict[str, Any]:
     """Checksums, a restore into an empty scratch database, then rows and checksum per relation, exactly."""
     import psycopg
-
-    from streamflow_ops.postgres.connection import warehouse_connection
 
     started = time.monotonic()
     manifest = read_manifest(folder)

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 from streamflow_ops.backup.folder import checksums, disk_size, write_manifest
 from streamflow_ops.config import BackupConfig, StreamflowOpsConfig
+from streamflow_ops.connections import warehouse_connection
 from streamflow_ops.sqlfiles import load_sql
 
 log = logging.getLogger(__name__)
@@ -135,8 +136,6 @@ class DumpResult:
 def take_dump(config: StreamflowOpsConfig, requested: list[str], dump_schemas: list[str],
               folder: Path) -> DumpResult:
     """Dump `dump_schemas` into `folder` under the backup lock and write the manifest (status "dumped")."""
-    from streamflow_ops.postgres.connection import warehouse_connection
-
     cfg = config.backup
     dump_path = folder / ("dump.pgdump" if cfg.dump_format == "custom" else "dump.dir")
     started = time.monotonic()

@@ -15,7 +15,8 @@ from typing import Any, Mapping
 
 from streamflow_ops.backup.folder import BackupInputError, check_folder_writable
 from streamflow_ops.config import StreamflowOpsConfig
-from streamflow_ops.maintenance.params import IDENTIFIER
+from streamflow_ops.connections import connection_defined
+from streamflow_ops.params import IDENTIFIER
 from streamflow_ops.sqlfiles import load_sql
 
 METHODS = ("cnpg", "pg_dump", "gold_export")
@@ -53,8 +54,6 @@ def choose_method(param_method: str | None, config_method: str, schemas_param: b
 def resolve_request(params: Mapping[str, Any], config: StreamflowOpsConfig,
                     kubernetes_defined: bool | None = None) -> BackupRequest:
     """Params win over config; an absent or null param means "the config's value"."""
-    from streamflow_ops.connections import connection_defined
-
     schemas = params.get("schemas") or list(config.backup.schemas)
     if isinstance(schemas, str) or not all(isinstance(s, str) for s in schemas):
         raise BackupInputError(f"schemas: expected a list of schema names, got {schemas!r}")
@@ -112,8 +111,6 @@ def dependency_schemas(conn, schemas: list[str]) -> list[str]:
 
 def check_cnpg_ready(config: StreamflowOpsConfig) -> None:
     """The Kubernetes connection exists and the backup method is complete, before creating anything."""
-    from streamflow_ops.connections import connection_defined
-
     conn_id = config.kubernetes.conn_id
     if not connection_defined(conn_id):
         raise BackupInputError(f"method: 'cnpg' needs the Kubernetes connection '{conn_id}' "

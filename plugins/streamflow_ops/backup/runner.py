@@ -14,10 +14,13 @@ from typing import Any
 
 from streamflow_ops.backup.audit import DRY_RUN, FAILED, RETENTION_ACTION, UNVERIFIED, VERIFIED, record_backup
 from streamflow_ops.backup.folder import new_backup_folder, read_manifest, write_manifest
+from streamflow_ops.backup.gold_export import take_export, verify_export
+from streamflow_ops.backup.pg_dump import take_dump
 from streamflow_ops.backup.request import BackupRequest
 from streamflow_ops.backup.retention import RetentionPlan, plan_retention, remove_planned, scan
+from streamflow_ops.backup.verify import verify_dump
 from streamflow_ops.config import StreamflowOpsConfig
-from streamflow_ops.maintenance.audit import Actor
+from streamflow_ops.store import Actor
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +28,8 @@ log = logging.getLogger(__name__)
 def _dump_and_verify(config: StreamflowOpsConfig, request: BackupRequest, dump_schemas: list[str],
                      folder: Path, run: Actor) -> tuple[dict[str, Any], dict[str, Any] | None]:
     if request.method == "gold_export":
-        from streamflow_ops.backup.gold_export import take_export, verify_export
-
         manifest = take_export(config, list(request.schemas), folder)
         return manifest, verify_export(config, folder, run) if request.verify else None
-    from streamflow_ops.backup.pg_dump import take_dump
-    from streamflow_ops.backup.verify import verify_dump
 
     manifest = take_dump(config, list(request.schemas), dump_schemas, folder).manifest
     return manifest, verify_dump(config, folder, run) if request.verify else None

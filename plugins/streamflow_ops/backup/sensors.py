@@ -12,17 +12,16 @@ from typing import Any, Sequence
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException
 
+from streamflow_ops.backup.audit import FAILED, record_backup
+from streamflow_ops.backup.cnpg import backup_details, backup_outcome, fetch_backup
 from streamflow_ops.backup.triggers import CnpgBackupTrigger
+from streamflow_ops.config import get_config
+from streamflow_ops.store import Actor
+from streamflow_ops.timeutil import parse_time
 
 
 def _record_failure(context, backup_name: str, message: str, backup: dict[str, Any] | None) -> None:
     from datetime import datetime, timezone
-
-    from streamflow_ops.backup.audit import FAILED, record_backup
-    from streamflow_ops.backup.cnpg import backup_details
-    from streamflow_ops.config import get_config
-    from streamflow_ops.maintenance.audit import Actor
-    from streamflow_ops.timeutil import parse_time
 
     config = get_config()
     details = backup_details(backup) if backup else {
@@ -49,8 +48,6 @@ class CnpgBackupSensor(BaseSensorOperator):
         self.deferrable = deferrable
 
     def execute(self, context) -> Any:
-        from streamflow_ops.config import get_config
-
         config = get_config()
         self.timeout = config.backup.timeout_s
         self.poke_interval = config.backup.poll_interval_s
@@ -65,9 +62,6 @@ class CnpgBackupSensor(BaseSensorOperator):
                    timeout=timedelta(seconds=config.backup.timeout_s + 60))
 
     def poke(self, context) -> PokeReturnValue:
-        from streamflow_ops.backup.cnpg import backup_outcome, fetch_backup
-        from streamflow_ops.config import get_config
-
         config = get_config()
         backup = fetch_backup(config.kubernetes.conn_id, config.backup.cnpg_namespace, self.backup_name,
                               config.kubernetes.request_timeout_s)
@@ -84,8 +78,6 @@ class CnpgBackupSensor(BaseSensorOperator):
             return event["backup"]
         message = event["message"]
         if event["status"] == "timeout":
-            from streamflow_ops.config import get_config
-
             message = (f"CNPG Backup {self.backup_name} did not complete within "
                        f"{get_config().backup.timeout_s}s (backup.timeout_s); last seen: {event['message']}")
         _record_failure(context, self.backup_name, message, event.get("backup"))

@@ -4,7 +4,11 @@ from __future__ import annotations
 import logging
 from contextlib import nullcontext
 
+from streamflow_ops.backup.cnpg import running_backups
+from streamflow_ops.backup.pg_dump import BACKUP_LOCK_KEY
 from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.connections import connection_defined, warehouse_connection
+from streamflow_ops.sqlfiles import load_sql
 
 log = logging.getLogger(__name__)
 
@@ -17,12 +21,6 @@ def backup_in_progress(config: StreamflowOpsConfig, conn=None) -> str | None:
     probe fails we cannot tell, and say so (a reason, not None): callers gate destructive work on it.
     `conn`: an open autocommit warehouse connection to ask on (the gate has one); else a short-lived one.
     """
-    from streamflow_ops.backup.cnpg import running_backups
-    from streamflow_ops.backup.pg_dump import BACKUP_LOCK_KEY
-    from streamflow_ops.connections import connection_defined
-    from streamflow_ops.postgres.connection import warehouse_connection
-    from streamflow_ops.sqlfiles import load_sql
-
     connect = nullcontext(conn) if conn is not None else warehouse_connection(
         config.warehouse, statement_timeout_s=config.warehouse.connect_timeout_s)
     try:

@@ -13,29 +13,53 @@ from typing import Any
 
 from airflow.sdk import get_current_context, task, task_group
 
+from streamflow_ops.backup.audit import DRY_RUN, FAILED, record_backup, UNVERIFIED, VERIFIED
+from streamflow_ops.backup.cnpg import (
+    backup_body,
+    backup_details,
+    backup_name,
+    create_backup,
+    fetch_cluster,
+    verify_backup,
+)
+from streamflow_ops.backup.folder import (
+    BackupInputError,
+    check_share_marker,
+    marker_token,
+    remove_share_marker,
+    write_share_marker,
+)
+from streamflow_ops.backup.outcome import backup_step_result
+from streamflow_ops.backup.request import (
+    BackupRequest,
+    check_cnpg_ready,
+    check_file_backup_ready,
+    FILE_METHODS,
+    resolve_request,
+)
+from streamflow_ops.backup.runner import run_file_backup
 from streamflow_ops.backup.sensors import CnpgBackupSensor
+from streamflow_ops.backup.verify import VerificationError
+from streamflow_ops.config import get_config
+from streamflow_ops.connections import warehouse_connection
 from streamflow_ops.dag_defaults import maintenance_task_args
+from streamflow_ops.store import Actor
+from streamflow_ops.timeutil import parse_time
 
 
 def _run_info():
-    from streamflow_ops.maintenance.audit import Actor
-
     ctx = get_current_context()
     return Actor(dag_id=ctx["dag"].dag_id, run_id=ctx["run_id"], task_id=ctx["task_instance"].task_id)
 
 
 def _share_token() -> str:
     """Validate and dump derive the same marker name for one run (any try, any worker)."""
-    from streamflow_ops.backup.folder import marker_token
-
     ctx = get_current_context()
     return marker_token(ctx["dag"].dag_id, ctx["run_id"])
 
 
 def _fail_on_bad_input(fn, *args):
     from airflow.sdk.exceptions import AirflowFailException
-
-    from streamflow_ops.backup.folder import BackupInputError
 
     try:
         return fn(*args)
@@ -49,12 +73,6 @@ def backup_group(group_id: str = "backup", *, deferrable: bool = True):
     @task(task_id="validate")
     def validate() -> dict[str, Any]:
         """Refuse bad input (method, schemas, folder, Kubernetes connection) before any work."""
-        from streamflow_ops.backup.folder import write_share_marker
-        from streamflow_ops.backup.request import FILE_METHODS, check_cnpg_ready, check_file_backup_ready, \
-            resolve_request
-        from streamflow_ops.config import get_config
-        from streamflow_ops.postgres.connection import warehouse_connection
-
         config = get_config()
         request = _fail_on_bad_input(resolve_request, get_current_context()["params"], config)
         dump_schemas: list[str] = []
@@ -72,11 +90,6 @@ def backup_group(group_id: str = "backup", *, deferrable: bool = True):
         """pg_dump or gold_export: dump, verify in a scratch database, audit, then apply retention."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from streamflow_ops.backup.folder import check_share_marker, remove_share_marker
-        from streamflow_ops.backup.request import FILE_METHODS, BackupRequest
-        from streamflow_ops.backup.runner import run_file_backup
-        from streamflow_ops.config import get_config
-
         if request["method"] not in FILE_METHODS:
             raise AirflowSkipException(f"method is {request['method']}")
         config = get_config()
@@ -90,10 +103,6 @@ def backup_group(group_id: str = "backup", *, deferrable: bool = True):
     def cnpg_create(request: dict[str, Any]) -> str:
         """Create the CloudNativePG Backup CR (what `kubectl cnpg backup` does), or adopt this task's own."""
         from airflow.sdk.exceptions import AirflowSkipException
-
-        from streamflow_ops.backup.audit import DRY_RUN, FAILED, record_backup
-        from streamflow_ops.backup.cnpg import backup_body, backup_name, create_backup
-        from streamflow_ops.config import get_config
 
         if request["method"] != "cnpg":
             raise AirflowSkipException(f"method is {request['method']}")
@@ -121,12 +130,6 @@ def backup_group(group_id: str = "backup", *, deferrable: bool = True):
     @task(task_id="cnpg_verify")
     def cnpg_verify(request: dict[str, Any], backup: dict[str, Any]) -> dict[str, Any]:
         """The CR completed with a WAL range, and the Cluster records it; then the audit row."""
-        from streamflow_ops.backup.audit import FAILED, UNVERIFIED, VERIFIED, record_backup
-        from streamflow_ops.backup.cnpg import backup_details, fetch_cluster, verify_backup
-        from streamflow_ops.backup.verify import VerificationError
-        from streamflow_ops.config import get_config
-        from streamflow_ops.timeutil import parse_time
-
         config = get_config()
         details = backup_details(backup)
         problems = verify_backup(backup, fetch_cluster(config)) if request["verify"] else []
@@ -143,9 +146,6 @@ def backup_group(group_id: str = "backup", *, deferrable: bool = True):
     @task(task_id="result", trigger_rule="none_failed")
     def result(dumped: dict[str, Any] | None, verified: dict[str, Any] | None) -> list[dict[str, Any]]:
         """The step's CheckResult for the report; a skipped branch passes None."""
-        from streamflow_ops.backup.outcome import backup_step_result
-        from streamflow_ops.config import get_config
-
         check = backup_step_result(dumped or verified, get_config().postgres_checks.backup_duration_warning_s)
         print(f"{check.status.value}: {check.message}")
         return [check.to_dict()]

@@ -6,6 +6,7 @@ import time
 from typing import Any, AsyncIterator
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from streamflow_ops.backup.cnpg import backup_outcome, fetch_backup
 
 
 class CnpgBackupTrigger(BaseTrigger):
@@ -28,8 +29,6 @@ class CnpgBackupTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from kubernetes.client.exceptions import ApiException
-
-        from streamflow_ops.backup.cnpg import backup_outcome, fetch_backup
 
         last = "no answer from the Kubernetes API yet"
         while True:

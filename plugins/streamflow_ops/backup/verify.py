@@ -29,7 +29,9 @@ from streamflow_ops.backup.audit import SCRATCH_DROP_ACTION, record_backup
 from streamflow_ops.backup.folder import checksums, read_manifest
 from streamflow_ops.backup.pg_dump import DumpError, inventory, libpq_env, run_tool
 from streamflow_ops.config import StreamflowOpsConfig
-from streamflow_ops.maintenance.audit import Actor
+from streamflow_ops.connections import warehouse_connection
+from streamflow_ops.postgres.gold_refresh import discover
+from streamflow_ops.store import Actor
 from streamflow_ops.sqlfiles import load_sql
 
 log = logging.getLogger(__name__)
@@ -106,8 +108,6 @@ def drop_stale_scratch_databases(admin, config: StreamflowOpsConfig, run: Actor,
 @contextmanager
 def scratch_database(config: StreamflowOpsConfig, run: Actor) -> Iterator[str]:
     """A new empty database for one restore, dropped in every case; stale ones are dropped first."""
-    from streamflow_ops.postgres.connection import warehouse_connection
-
     with warehouse_connection(config.warehouse, autocommit=True) as admin:
         drop_stale_scratch_databases(admin, config, run)
         name = scratch_name(time.time())
@@ -135,8 +135,6 @@ def refresh_materialized_views(conn, schemas: list[str]) -> dict[str, str]:
     """Refresh every materialized view of the restore, dependencies first; the error per view that failed."""
     import psycopg
 
-    from streamflow_ops.postgres.gold_refresh import discover
-
     errors = {}
     for schema in schemas:
         for view in discover(conn, schema):
@@ -149,8 +147,6 @@ def refresh_materialized_views(conn, schemas: list[str]) -> dict[str, str]:
 
 def verify_dump(config: StreamflowOpsConfig, folder: Path, run: Actor) -> dict[str, Any]:
     """Checksum, a full pg_restore into a scratch database, then what the restore can promise (above)."""
-    from streamflow_ops.postgres.connection import warehouse_connection
-
     cfg = config.backup
     started = time.monotonic()
     manifest = read_manifest(folder)

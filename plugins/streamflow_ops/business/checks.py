@@ -13,7 +13,7 @@ import psycopg
 from streamflow_ops import registry
 from streamflow_ops.config import BusinessConfig, StreamflowOpsConfig
 from streamflow_ops.kafka.samples import load_samples
-from streamflow_ops.postgres.connection import warehouse_connection
+from streamflow_ops.connections import warehouse_connection
 from streamflow_ops.registry import Family, register, run_guarded
 from streamflow_ops.results import CheckResult, Status, banded
 from streamflow_ops.sqlfiles import load_sql

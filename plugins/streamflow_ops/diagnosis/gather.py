@@ -14,8 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from streamflow_ops import registry
+from streamflow_ops.airflow_api.probes import AirflowApi
 from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.connections import connection_defined, warehouse_connection
 from streamflow_ops.diagnosis import findings as fd
+from streamflow_ops.flink.evaluators import select_job
+from streamflow_ops.flink.probe import FlinkRest, JobView
+from streamflow_ops.kubernetes.probes import KubeProbe
+from streamflow_ops.postgres.checks import dict_rows
+from streamflow_ops.remediation.actions import read_sessions
 from streamflow_ops.results import CheckResult, Status, describe_error
 
 log = logging.getLogger(__name__)
@@ -53,14 +60,10 @@ def remediation_link(config: StreamflowOpsConfig, dag_id: str, conf: dict[str, A
 # --- the bundles -----------------------------------------------------------------------------------
 
 def _flink_rest(config: StreamflowOpsConfig):
-    from streamflow_ops.flink.probe import FlinkRest
-
     return FlinkRest.from_config(config.flink)
 
 
 def flink_job_bundle(bundle: Bundle, config: StreamflowOpsConfig, result: CheckResult) -> None:
-    from streamflow_ops.flink.evaluators import select_job
-
     bundle.remediation = remediation_link(config, "remediate_flink_restart", {"dry_run": True})
     rest, jobs = _flink_rest(config), []
 
@@ -78,8 +81,6 @@ def flink_job_bundle(bundle: Bundle, config: StreamflowOpsConfig, result: CheckR
 
 
 def lag_bundle(bundle: Bundle, config: StreamflowOpsConfig, result: CheckResult) -> None:
-    from streamflow_ops.flink.probe import JobView
-
     def suggest(taskmanagers: int) -> None:
         replicas = min(10, max(taskmanagers, config.flink.expected_taskmanagers) + 1)
         bundle.remediation = remediation_link(config, "remediate_flink_taskmanagers",
@@ -102,9 +103,6 @@ def lag_bundle(bundle: Bundle, config: StreamflowOpsConfig, result: CheckResult)
 
 def connections_bundle(bundle: Bundle, config: StreamflowOpsConfig, result: CheckResult) -> None:
     def sessions() -> list[str]:
-        from streamflow_ops.postgres.connection import warehouse_connection
-        from streamflow_ops.remediation.actions import read_sessions
-
         with warehouse_connection(config.warehouse, statement_timeout_s=5) as conn:
             max_connections = int(conn.execute("show max_connections").fetchone()[0])
             return fd.connection_findings(read_sessions(conn), max_connections)
@@ -115,9 +113,6 @@ def connections_bundle(bundle: Bundle, config: StreamflowOpsConfig, result: Chec
 
 
 def broker_bundle(bundle: Bundle, config: StreamflowOpsConfig, result: CheckResult) -> None:
-    from streamflow_ops.connections import connection_defined
-    from streamflow_ops.kubernetes.probes import KubeProbe
-
     k8s = config.kubernetes
     if not connection_defined(k8s.conn_id):
         bundle.not_gathered.append(f"broker pods: connection {k8s.conn_id} is not defined")
@@ -128,9 +123,6 @@ def broker_bundle(bundle: Bundle, config: StreamflowOpsConfig, result: CheckResu
 
 
 def _warehouse_rows(config: StreamflowOpsConfig, name: str) -> list[dict]:
-    from streamflow_ops.postgres.checks import dict_rows
-    from streamflow_ops.postgres.connection import warehouse_connection
-
     w = config.warehouse
     with warehouse_connection(w, statement_timeout_s=5) as conn:
         return dict_rows(conn, name, bronze=(w.bronze_schema, w.bronze_table), time_column=w.time_column,
@@ -148,8 +140,6 @@ def business_bundle(bundle: Bundle, config: StreamflowOpsConfig, result: CheckRe
 
 
 def dag_failure_bundle(bundle: Bundle, config: StreamflowOpsConfig, result: CheckResult) -> None:
-    from streamflow_ops.airflow_api.probes import AirflowApi
-
     def failure() -> list[str]:
         api, dag_id = AirflowApi(config.airflow_api), result.subject
         run = next((r for r in api.recent_runs(dag_id, 10) if r["state"] == "failed"), None)

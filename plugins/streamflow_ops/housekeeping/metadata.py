@@ -18,8 +18,10 @@ from typing import Any, Mapping
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from streamflow_ops.config import get_config
 from streamflow_ops.connections import connection_defined
 from streamflow_ops.dag_defaults import reference_time
+from streamflow_ops.params import bool_param, int_param, ParamError, rendered
 from streamflow_ops.results import CheckResult, Status
 from streamflow_ops.runbook import section
 
@@ -72,8 +74,6 @@ class MetadataCleanupOperator(BaseOperator):
         """The pod operator's arguments from arguments, params and config; missing settings fail first."""
         from airflow.providers.cncf.kubernetes.secret import Secret
 
-        from streamflow_ops.maintenance.params import bool_param, int_param, rendered
-
         hk = config.housekeeping
         image = self.image or hk.scheduler_image
         if not image:
@@ -106,9 +106,6 @@ class MetadataCleanupOperator(BaseOperator):
         return KubernetesPodOperator(task_id=self.task_id, **self.pod_settings(config, params, reference))
 
     def execute(self, context) -> dict[str, Any]:
-        from streamflow_ops.config import get_config
-        from streamflow_ops.maintenance.params import ParamError
-
         try:
             self._pod_operator = self.pod_operator(get_config(), context["params"], reference_time(context))
         except ParamError as exc:

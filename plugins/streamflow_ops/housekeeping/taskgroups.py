@@ -14,8 +14,13 @@ from typing import Any
 
 from airflow.sdk import conf, get_current_context, task, task_group
 
+from streamflow_ops.config import get_config
 from streamflow_ops.dag_defaults import reference_time
+from streamflow_ops.housekeeping.logs import clean_task_logs
 from streamflow_ops.housekeeping.metadata import MetadataCleanupOperator
+from streamflow_ops.report import format_checks
+from streamflow_ops.results import CheckResult, Status
+from streamflow_ops.runbook import section
 
 
 def wired_queues() -> list[str]:
@@ -27,9 +32,6 @@ def wired_queues() -> list[str]:
 def task_logs(queue: str | None, wired: list[str]) -> dict[str, Any]:
     """Delete (or, dry run, list) task log files older than the retention on this worker."""
     from pathlib import Path
-
-    from streamflow_ops.config import get_config
-    from streamflow_ops.housekeeping.logs import clean_task_logs
 
     config = get_config()
     ctx = get_current_context()
@@ -85,10 +87,6 @@ def summary(log_task_ids: list[str], metadata_task_id: str, fail_on_problem: boo
     all_done must not turn a failed cleanup into a green run.
     """
     from airflow.sdk.exceptions import AirflowFailException
-
-    from streamflow_ops.report import format_checks
-    from streamflow_ops.results import CheckResult, Status
-    from streamflow_ops.runbook import section
 
     name = "maintenance.housekeeping"
     ti = get_current_context()["ti"]

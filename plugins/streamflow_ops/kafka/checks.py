@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from streamflow_ops import registry
 from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.connections import warehouse_connection
 from streamflow_ops.kafka import evaluators
 from streamflow_ops.kafka.lag import (
     admin_client,
@@ -21,6 +22,7 @@ from streamflow_ops.kafka.model import GroupOffsets, OffsetSample
 from streamflow_ops.kafka.samples import load_samples, prune_samples, store_samples
 from streamflow_ops.registry import Family, register, run_guarded
 from streamflow_ops.results import CheckResult
+from streamflow_ops.store import ensure_ops_schema
 from streamflow_ops.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -83,9 +85,6 @@ def sample_history(config: StreamflowOpsConfig, reads: list[GroupOffsets],
                    now: datetime) -> tuple[dict[str, list[OffsetSample]], str | None]:
     """Store this read, prune past the horizon, load each group's history. Without PostgreSQL the
     bands still apply, so a store failure becomes a note on the result instead of an unknown."""
-    from streamflow_ops.postgres.connection import warehouse_connection
-    from streamflow_ops.store import ensure_ops_schema
-
     cfg, ops = config.kafka, config.warehouse.ops_schema
     try:
         with warehouse_connection(config.warehouse, statement_timeout_s=30) as conn:

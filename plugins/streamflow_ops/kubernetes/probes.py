@@ -52,13 +52,14 @@ class KubeProbe:
                               namespace, label_selector=label_selector, _preload_content=False,
                               _request_timeout=self._timeout))["items"]
 
-    def custom_object(self, kind: tuple[str, str, str], namespace: str, name: str) -> dict[str, Any] | None:
-        """The custom resource, or None if it (or its CRD) does not exist."""
+    def custom_object(self, kind: tuple[str, str, str], namespace: str, name: str,
+                      missing_ok: bool = True) -> dict[str, Any] | None:
+        """The custom resource, or None if it (or its CRD) does not exist (missing_ok=False: a ProbeError)."""
         group, version, plural = kind
         return self._call(f"/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}",
                           lambda hook: hook.custom_object_client.get_namespaced_custom_object(
                               group, version, namespace, plural, name, _preload_content=False,
-                              _request_timeout=self._timeout), missing_ok=True)
+                              _request_timeout=self._timeout), missing_ok=missing_ok)
 
     def _call(self, path: str, call, missing_ok: bool = False) -> Any:
         from kubernetes.client.exceptions import ApiException

@@ -14,10 +14,16 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from streamflow_ops import registry
-from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.config import get_config, StreamflowOpsConfig
+from streamflow_ops.connections import warehouse_connection
 from streamflow_ops.dag_defaults import maintenance_task_args, reference_time
-from streamflow_ops.maintenance.audit import Actor, audited
-from streamflow_ops.maintenance.params import ParamError, bool_param, int_param, rendered, table_list
+from streamflow_ops.store import Actor, audited, ensure_ops_schema
+from streamflow_ops.params import ParamError, bool_param, int_param, rendered, table_list
+from streamflow_ops.postgres.gold_refresh import run_refresh
+from streamflow_ops.postgres.locks import maintenance_lock
+from streamflow_ops.postgres.retention import cutoff_epoch, run_retention
+from streamflow_ops.postgres.vacuum import plan, read_stats, run_vacuum
+from streamflow_ops.preflight import blocking_reason, evaluate_gate, read_gate
 from streamflow_ops.results import CheckResult, Status, describe_error
 
 
@@ -64,8 +70,6 @@ class MaintenanceOperator(BaseOperator):
     def execute(self, context) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from streamflow_ops.config import get_config
-
         config = get_config()
         try:
             dry_run = bool_param("dry_run", self.arg(context, "dry_run", False))
@@ -78,11 +82,6 @@ class MaintenanceOperator(BaseOperator):
 
     def _run(self, context, config: StreamflowOpsConfig, dry_run: bool, args: dict) -> CheckResult:
         from airflow.sdk.exceptions import AirflowFailException
-
-        from streamflow_ops.postgres.connection import warehouse_connection
-        from streamflow_ops.postgres.locks import maintenance_lock
-        from streamflow_ops.preflight import blocking_reason, evaluate_gate, read_gate
-        from streamflow_ops.store import ensure_ops_schema
 
         ti = context["ti"]
         actor = Actor(ti.dag_id, ti.run_id, ti.task_id, config.warehouse.ops_schema)
@@ -143,8 +142,6 @@ class BronzeRetentionOperator(MaintenanceOperator):
                                         1, 1_000_000)}
 
     def act(self, conn, context, config, actor, args, dry_run):
-        from streamflow_ops.postgres.retention import cutoff_epoch, run_retention
-
         reference = reference_time(context)
         report = run_retention(conn, config.warehouse, actor, dry_run=dry_run, batch_size=args["batch_size"],
                                cutoff=cutoff_epoch(reference, args["retention_days"]))
@@ -181,14 +178,10 @@ class VacuumOperator(MaintenanceOperator):
                 "full": bool_param("full", self.arg(context, "full", False))}
 
     def check_catalog(self, conn, config, args):
-        from streamflow_ops.postgres.vacuum import plan, read_stats
-
         stats = read_stats(conn, config.vacuum.schemas)
         return {**args, "targets": plan(stats, config.vacuum, args["tables"], args["full"])}
 
     def act(self, conn, context, config, actor, args, dry_run):
-        from streamflow_ops.postgres.vacuum import run_vacuum
-
         outcomes = run_vacuum(conn, config.vacuum, actor, args["targets"], dry_run)
         for o in outcomes:
             self.log.info("%s%s (%s): dead tuples %d -> %d in %.2fs", "DRY RUN: would vacuum " if dry_run else "",
@@ -210,8 +203,6 @@ class GoldRefreshOperator(MaintenanceOperator):
     config_section = "gold_refresh"
 
     def act(self, conn, context, config, actor, args, dry_run):
-        from streamflow_ops.postgres.gold_refresh import run_refresh
-
         outcomes = run_refresh(conn, config.warehouse.gold_schema, actor, dry_run)
         for o in outcomes:
             self.log.info("%s%s %s in %.2fs", "DRY RUN: would refresh " if dry_run else "refreshed ",

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 from airflow.sdk import get_current_context, task
+from streamflow_ops.config import get_config
+from streamflow_ops.maintenance.window import notify_slack, preflight_results, step_results, TITLE
+from streamflow_ops.report import format_checks
+from streamflow_ops.results import Status
 
 
 @task(task_id="preflight")
 def preflight() -> list[dict]:
     """Reachability and the gate, for the report; destructive steps re-check the gate themselves."""
-    from streamflow_ops.config import get_config
-    from streamflow_ops.maintenance.window import preflight_results
-    from streamflow_ops.report import format_checks
-
     results = preflight_results(get_config())
     print(format_checks("maintenance preflight", results))
     return [r.to_dict() for r in results]
@@ -27,11 +27,6 @@ def runs_after_anything(group):
 def report(step_ids: list[str]) -> str:
     """Collect every step's result into one report: task log, XCom and Slack. Fails if a step failed."""
     from airflow.sdk.exceptions import AirflowFailException
-
-    from streamflow_ops.config import get_config
-    from streamflow_ops.maintenance.window import TITLE, notify_slack, step_results
-    from streamflow_ops.report import format_checks
-    from streamflow_ops.results import Status
 
     ti = get_current_context()["ti"]
     steps = step_results({task_id: ti.xcom_pull(task_ids=task_id) for task_id in step_ids})

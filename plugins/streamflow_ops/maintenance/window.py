@@ -5,6 +5,8 @@ import logging
 from typing import Any
 
 from streamflow_ops import registry
+from streamflow_ops.connections import connection_defined
+from streamflow_ops.preflight import gate_checks, service_checks
 from streamflow_ops.results import CheckResult, Status
 
 log = logging.getLogger(__name__)
@@ -13,8 +15,6 @@ TITLE = "StreamFlow maintenance window"
 
 def preflight_results(config) -> list[CheckResult]:
     """Service reachability plus the gate that every destructive step re-checks before acting."""
-    from streamflow_ops.preflight import gate_checks, service_checks
-
     return service_checks(config) + gate_checks(config)
 
 
@@ -41,8 +41,6 @@ def step_results(values: dict[str, Any]) -> list[CheckResult]:
 def notify_slack(conn_id: str, text: str) -> str:
     """Post the report when the Slack connection exists; the outcome goes into the report's log."""
     from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
-
-    from streamflow_ops.connections import connection_defined
 
     if not connection_defined(conn_id):
         return f"slack: not sent (connection '{conn_id}' is not defined)"

@@ -9,8 +9,8 @@ from typing import Any, Sequence
 
 from streamflow_ops.config import PostgresChecksConfig, StreamflowOpsConfig
 from streamflow_ops import registry
-from streamflow_ops.connections import connection_defined
-from streamflow_ops.postgres.connection import warehouse_connection
+from streamflow_ops.connections import connection_defined, warehouse_connection
+from streamflow_ops.kubernetes.probes import CNPG_CLUSTER, KubeProbe
 from streamflow_ops.registry import CheckSpec, Family, register, run_guarded
 from streamflow_ops.results import CheckResult, Status, banded, describe_error
 from streamflow_ops.sqlfiles import load_sql
@@ -190,9 +190,9 @@ def _audit_backups(conn, config: StreamflowOpsConfig) -> tuple[datetime | None, 
 
 def cnpg_last_backup(config: StreamflowOpsConfig) -> datetime | None:
     """status.lastSuccessfulBackup of the CloudNativePG Cluster the backups are taken of."""
-    from streamflow_ops.backup.cnpg import fetch_cluster
-
-    return parse_time((fetch_cluster(config).get("status") or {}).get("lastSuccessfulBackup"))
+    cluster = KubeProbe(config.kubernetes).custom_object(CNPG_CLUSTER, config.backup.cnpg_namespace,
+                                                         config.backup.cnpg_cluster, missing_ok=False)
+    return parse_time((cluster.get("status") or {}).get("lastSuccessfulBackup"))
 
 
 def _backup_age(conn, config: StreamflowOpsConfig, now: datetime) -> CheckResult:

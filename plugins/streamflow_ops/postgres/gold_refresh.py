@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
 
-from streamflow_ops.maintenance.audit import Actor, audited
+from streamflow_ops.store import Actor, audited
 from streamflow_ops.sqlfiles import load_sql
 
 

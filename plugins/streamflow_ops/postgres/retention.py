@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from streamflow_ops.config import WarehouseConfig
-from streamflow_ops.maintenance.audit import Actor, audited
+from streamflow_ops.store import Actor, audited
 from streamflow_ops.sqlfiles import load_sql
 
 _RANGE = re.compile(r"^FOR VALUES FROM \((?P<lo>[^)]*)\) TO \((?P<hi>[^)]*)\)$")

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from streamflow_ops.config import VacuumConfig
-from streamflow_ops.maintenance.audit import Actor, audited
-from streamflow_ops.maintenance.params import ParamError
+from streamflow_ops.store import Actor, audited
+from streamflow_ops.params import ParamError
 from streamflow_ops.sqlfiles import load_sql
 
 

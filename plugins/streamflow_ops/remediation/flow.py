@@ -18,6 +18,11 @@ from datetime import timedelta
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import get_current_context, task
+from streamflow_ops.config import get_config
+from streamflow_ops.remediation.actions import ActionError
+from streamflow_ops.remediation.plans import Plan, Refused
+from streamflow_ops.remediation.report import build_report, post_report
+from streamflow_ops.remediation.runner import audit, checks_now, compare, REMEDIATIONS
 
 APPROVAL_TIMEOUT = timedelta(hours=1)
 PLAN_BODY = "{{ ti.xcom_pull(task_ids='plan')['plan']['text'] }}"
@@ -47,9 +52,6 @@ def remediation_flow(dag_id: str, subject: str) -> None:
 
 
 def _context():
-    from streamflow_ops.config import get_config
-    from streamflow_ops.remediation.runner import REMEDIATIONS
-
     context = get_current_context()
     return context, get_config(), REMEDIATIONS[context["dag"].dag_id], context["params"]
 
@@ -57,9 +59,6 @@ def _context():
 @task(task_id="plan")
 def plan_step(dag_id: str) -> dict:
     from airflow.sdk.exceptions import AirflowFailException
-
-    from streamflow_ops.remediation.plans import Refused
-    from streamflow_ops.remediation.runner import audit, checks_now
 
     context, config, remediation, params = _context()
     try:
@@ -92,10 +91,6 @@ def real_run() -> bool:
 def act_step(dag_id: str) -> dict:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from streamflow_ops.remediation.actions import ActionError
-    from streamflow_ops.remediation.plans import Plan
-    from streamflow_ops.remediation.runner import audit
-
     context, config, remediation, params = _context()
     plan = Plan.from_dict(context["ti"].xcom_pull(task_ids="plan")["plan"])
     print(f"APPROVED, acting on:\n{plan.text()}")
@@ -110,8 +105,6 @@ def act_step(dag_id: str) -> dict:
 
 @task(task_id="verify")
 def verify_step(dag_id: str) -> dict:
-    from streamflow_ops.remediation.runner import checks_now, compare
-
     context, config, remediation, params = _context()
     before = context["ti"].xcom_pull(task_ids="plan")["before"]
     after = checks_now(remediation, config, params)
@@ -123,8 +116,6 @@ def verify_step(dag_id: str) -> dict:
 @task(task_id="report", trigger_rule="all_done")
 def report_step(dag_id: str) -> dict:
     from airflow.sdk.exceptions import AirflowFailException
-
-    from streamflow_ops.remediation.report import build_report, post_report
 
     context, config, remediation, params = _context()
     ti = context["ti"]

@@ -4,7 +4,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from streamflow_ops.alerting import slack
+from streamflow_ops.alerting.slack import MAX_SECTION_CHARS, SlackMessage
 from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.connections import connection_defined
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +50,6 @@ def build_report(remediation, params: dict[str, Any], run_id: str, planned: dict
 
 
 def slack_message(report: dict[str, Any]):
-    from streamflow_ops.alerting.slack import MAX_SECTION_CHARS, SlackMessage
-
     title, _, body = report["text"].partition("\n")
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{title}*"}}]
     if body:
@@ -59,9 +60,6 @@ def slack_message(report: dict[str, Any]):
 
 def post_report(config: StreamflowOpsConfig, report: dict[str, Any]) -> str:
     """Post to Slack when its connection exists; what happened, in one line (never raises for a missing one)."""
-    from streamflow_ops.alerting import slack
-    from streamflow_ops.connections import connection_defined
-
     alerting = config.alerting
     if not connection_defined(alerting.slack_conn_id):
         return f"not posted: connection {alerting.slack_conn_id} is not defined"

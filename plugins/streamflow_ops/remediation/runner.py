@@ -11,10 +11,15 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.connections import connection_defined, warehouse_connection
+from streamflow_ops.flink.evaluators import select_job
+from streamflow_ops.flink.probe import FlinkRest
 from streamflow_ops.remediation import actions
 from streamflow_ops.remediation.plans import (
     Plan, plan_flink_restart, plan_session_terminations, plan_taskmanager_scale, plan_workload_restart,
 )
+from streamflow_ops.store import Actor, audited, ensure_ops_schema
+from streamflow_ops.sweep import run_family
 
 log = logging.getLogger(__name__)
 VERIFY_BUDGET_S = 30
@@ -34,8 +39,6 @@ class Remediation:
 # --- remediate_postgres_connections ---------------------------------------------------------------
 
 def _pg(config: StreamflowOpsConfig):
-    from streamflow_ops.postgres.connection import warehouse_connection
-
     return warehouse_connection(config.warehouse, statement_timeout_s=config.remediation.statement_timeout_s)
 
 
@@ -70,8 +73,6 @@ def _kube(config: StreamflowOpsConfig) -> actions.KubeActions:
 
 
 def _kube_if_defined(config: StreamflowOpsConfig) -> actions.KubeActions | None:
-    from streamflow_ops.connections import connection_defined
-
     return _kube(config) if connection_defined(config.kubernetes.conn_id) else None
 
 
@@ -117,9 +118,6 @@ def _flink_control(config: StreamflowOpsConfig) -> actions.FlinkControl:
 
 
 def plan_restart(config: StreamflowOpsConfig, params: Mapping[str, Any]) -> Plan:
-    from streamflow_ops.flink.evaluators import select_job
-    from streamflow_ops.flink.probe import FlinkRest
-
     f, k8s, r = config.flink, config.kubernetes, config.remediation
     rest = FlinkRest.from_config(f)
     job = select_job(rest.jobs(), f.job_name)
@@ -154,8 +152,6 @@ REMEDIATIONS: dict[str, Remediation] = {r.dag_id: r for r in [
 
 def checks_now(remediation: Remediation, config: StreamflowOpsConfig, params: Mapping[str, Any]) -> list[dict]:
     """The checks this remediation is meant to fix, as the sweep would judge them now."""
-    from streamflow_ops.sweep import run_family
-
     subject = remediation.subject(config, params)
     results = run_family(remediation.family, config, budget_s=VERIFY_BUDGET_S)
     return [r.to_dict() for r in results if r.check_name in remediation.checks
@@ -176,9 +172,6 @@ def compare(before: list[dict], after: list[dict]) -> list[str]:
 def audit(config: StreamflowOpsConfig, context: Mapping[str, Any], plan: Plan, dry_run: bool,
           act: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run `act` inside an ops.maintenance_audit row (written also when it fails)."""
-    from streamflow_ops.maintenance.audit import Actor, audited
-    from streamflow_ops.store import ensure_ops_schema
-
     ti = context["ti"]
     actor = Actor(ti.dag_id, ti.run_id, ti.task_id, config.warehouse.ops_schema)
     with _pg(config) as conn:

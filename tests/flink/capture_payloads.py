@@ -15,7 +15,8 @@ import requests
 
 from sandbox import flink
 from sandbox.proc import Layout
-from tests.flink.jobs import EXPIRING, failed_checkpoints, own_job, rest, wait_for
+from tests.flink.jobs import EXPIRING, failed_checkpoints, own_job, rest
+from tests.polling import wait_for
 
 OUT = Path(__file__).resolve().parents[1] / "fakes" / "payloads" / "flink"
 

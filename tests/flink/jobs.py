@@ -1,9 +1,8 @@
 """Test jobs of our own on the shared sandbox Flink: the shared FraudDetectionJob is never touched."""
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -11,6 +10,7 @@ import requests
 
 from sandbox import flink
 from sandbox.proc import Layout
+from tests.polling import wait_for
 
 # Every checkpoint sleeps 10 s in snapshotState but may take only 3 s: each one expires, the job runs on.
 EXPIRING = {"checkpoint_timeout_ms": 3000, "snapshot_delay_ms": 10000}
@@ -22,17 +22,6 @@ def unique_name(prefix: str) -> str:
 
 def rest(layout: Layout, path: str) -> Any:
     return requests.get(flink.rest_url(layout) + path, timeout=10).json()
-
-
-def wait_for(what: str, condition: Callable[[], Any], timeout: float = 90, every: float = 0.5) -> Any:
-    """Poll until condition() is truthy and return it (Flink's REST cache refreshes every ~3 s)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 @contextmanager

@@ -14,18 +14,9 @@ from streamflow_ops.kafka import checks as kafka_checks
 from streamflow_ops.results import Status
 
 from sandbox import pipeline
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.postgres]
-
-
-def poll(condition, timeout: float = 30, interval: float = 0.3, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what} not reached within {timeout:.0f} s")
 
 
 def committed_total(layout) -> int:
@@ -65,7 +56,7 @@ def test_pipeline_flows_commits_in_a_sawtooth_and_obeys_its_controls(live_pipeli
 
     # Slowed to 5/s against 20/s produced: the consumer still advances, the lag grows slowly.
     pipeline.slow(layout, events_per_s=5)
-    poll(lambda: pipeline.stats(layout, "consumer").get("rate_per_s", 99) < 8, what="slow rate")
+    wait_for("slow rate", lambda: pipeline.stats(layout, "consumer").get("rate_per_s", 99) < 8, timeout=30)
     lag_before, committed_before = pipeline.lag(layout), committed_total(layout)
     time.sleep(6.5)
     lag_after, committed_after = pipeline.lag(layout), committed_total(layout)
@@ -73,7 +64,7 @@ def test_pipeline_flows_commits_in_a_sawtooth_and_obeys_its_controls(live_pipeli
 
     # Paused: nothing is read or committed.
     pipeline.pause(layout)
-    poll(lambda: pipeline.stats(layout, "consumer").get("paused"), what="paused")
+    wait_for("paused", lambda: pipeline.stats(layout, "consumer").get("paused"), timeout=30)
     frozen = committed_total(layout)
     silver_frozen = live_counts(warehouse_db)["silver"]
     time.sleep(3.5)  # longer than the commit interval
@@ -82,7 +73,7 @@ def test_pipeline_flows_commits_in_a_sawtooth_and_obeys_its_controls(live_pipeli
     # Producer stopped, consumer resumed: it drains everything; bronze, silver and alerts all agree.
     pipeline.stop_producer(layout)
     pipeline.resume(layout)
-    poll(lambda: pipeline.lag(layout) == 0, timeout=30, what="lag 0 after resume")
+    wait_for("lag 0 after resume", lambda: pipeline.lag(layout) == 0, timeout=30)
     counts = live_counts(warehouse_db)
     produced = pipeline.stats(layout, "producer")["produced"]
     assert counts["bronze"] == counts["silver"] == produced > silver_frozen
@@ -113,8 +104,8 @@ def test_lag_and_latency_tell_an_idle_topic_from_a_stalled_consumer(live_pipelin
 
     # Producer stopped: the consumer drains and commits everything; the topic goes quiet.
     pipeline.stop_producer(layout)
-    poll(lambda: pipeline.lag(layout) == 0, what="lag 0 after the producer stopped")
-    poll(lambda: newest_silver_age() > 6, timeout=15, what="stale silver")
+    wait_for("lag 0 after the producer stopped", lambda: pipeline.lag(layout) == 0, timeout=30)
+    wait_for("stale silver", lambda: newest_silver_age() > 6, timeout=15)
     lag, latency = sweep()
     assert lag.status is Status.OK and "idle" in lag.details["rules"], lag.message
     assert "stalled" not in lag.details["rules"]
@@ -123,9 +114,9 @@ def test_lag_and_latency_tell_an_idle_topic_from_a_stalled_consumer(live_pipelin
 
     # Consumer paused, producer back: events pile up behind a committed offset that does not move.
     pipeline.pause(layout)
-    poll(lambda: pipeline.stats(layout, "consumer").get("paused"), what="paused")
+    wait_for("paused", lambda: pipeline.stats(layout, "consumer").get("paused"), timeout=30)
     pipeline.start_producer(layout)
-    poll(lambda: (pipeline.lag(layout) or 0) > 120, what="lag above the warning band")
+    wait_for("lag above the warning band", lambda: (pipeline.lag(layout) or 0) > 120, timeout=30)
     lag, latency = sweep()
     assert lag.status is Status.CRITICAL and "stalled" in lag.details["rules"], lag.message
     assert "idle" not in lag.details["rules"]
@@ -135,7 +126,7 @@ def test_lag_and_latency_tell_an_idle_topic_from_a_stalled_consumer(live_pipelin
 
     # Resumed: silver is fresh again and the latency check says nothing about causes.
     pipeline.resume(layout)
-    poll(lambda: newest_silver_age() < 3, what="fresh silver")
+    wait_for("fresh silver", lambda: newest_silver_age() < 3, timeout=30)
     [latency] = [r for r in business.run_checks(config) if r.check_name == business.PIPELINE_LATENCY.name]
     assert latency.status is Status.OK and "kafka_lag" not in latency.details, latency.message
 

@@ -79,6 +79,33 @@ def housekeeping_group(group_id: str = "housekeeping", *, queues: list[str] | No
     return housekeeping()
 
 
+def part_results(log_outcomes: dict[str, dict[str, Any] | None], metadata_task_id: str,
+                 metadata: dict[str, Any] | None) -> list[CheckResult]:
+    """Pure: the log tasks' outcomes by task id and the metadata cleanup's CheckResult -> one CheckResult
+    per part. A part without a result failed or did not run (critical); a log task that found configured
+    worker queues this DAG has no task for is a warning (their logs are never cleaned)."""
+    name = "maintenance.housekeeping"
+    results = []
+    for task_id, outcome in log_outcomes.items():
+        if outcome is None:
+            results.append(CheckResult(name, Status.CRITICAL, subject=task_id, runbook=section(name),
+                                       message=f"{task_id} failed or did not run: see its task log"))
+            continue
+        verb = "would remove" if outcome["dry_run"] else "removed"
+        message = (f"{verb} {len(outcome['removed'])} task log files ({outcome['bytes']} bytes) "
+                   f"older than {outcome['retention_days']} days under {outcome['folder']}")
+        unreached = outcome.get("unreached_queues") or []
+        if unreached:
+            message += (f"; housekeeping.worker_queues lists {unreached} but this DAG has no log task for them "
+                        f"(set AIRFLOW__STREAMFLOW_OPS__WORKER_QUEUES on the DAG processor)")
+        results.append(CheckResult(name, Status.WARNING if unreached else Status.OK,
+                                   subject=outcome["queue"] or "task logs", runbook=section(name), message=message))
+    results.append(CheckResult.from_dict(metadata) if metadata else CheckResult(
+        name, Status.CRITICAL, subject="metadata", runbook=section(name),
+        message=f"{metadata_task_id} failed or did not run: see its task log"))
+    return results
+
+
 @task(task_id="summary", trigger_rule="all_done")
 def summary(log_task_ids: list[str], metadata_task_id: str, fail_on_problem: bool) -> list[dict[str, Any]]:
     """One CheckResult per part, for the window's report; a part without a result failed or did not run.
@@ -88,23 +115,9 @@ def summary(log_task_ids: list[str], metadata_task_id: str, fail_on_problem: boo
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    name = "maintenance.housekeeping"
     ti = get_current_context()["ti"]
-    results = []
-    for task_id in log_task_ids:
-        outcome = ti.xcom_pull(task_ids=task_id)
-        if outcome is None:
-            results.append(CheckResult(name, Status.CRITICAL, subject=task_id, runbook=section(name),
-                                       message=f"{task_id} failed or did not run: see its task log"))
-            continue
-        verb = "would remove" if outcome["dry_run"] else "removed"
-        results.append(CheckResult(name, Status.OK, subject=outcome["queue"] or "task logs", runbook=section(name),
-                                   message=f"{verb} {len(outcome['removed'])} task log files ({outcome['bytes']} bytes) "
-                                           f"older than {outcome['retention_days']} days under {outcome['folder']}"))
-    metadata = ti.xcom_pull(task_ids=metadata_task_id)
-    results.append(CheckResult.from_dict(metadata) if metadata else CheckResult(
-        name, Status.CRITICAL, subject="metadata", runbook=section(name),
-        message=f"{metadata_task_id} failed or did not run: see its task log"))
+    results = part_results({task_id: ti.xcom_pull(task_ids=task_id) for task_id in log_task_ids},
+                           metadata_task_id, ti.xcom_pull(task_ids=metadata_task_id))
     print(format_checks("airflow housekeeping", results))
     failed = [r.subject for r in results if r.status == Status.CRITICAL]
     if fail_on_problem and failed:

@@ -19,23 +19,35 @@ def preflight_results(config) -> list[CheckResult]:
 
 
 def step_results(values: dict[str, Any]) -> list[CheckResult]:
-    """Pure: XCom values by task id -> CheckResults. A step without a result failed or never ran."""
+    """Pure: XCom values by task id -> CheckResults, under the window's one step contract.
+
+    Every step returns CheckResults: a CheckResult dict (an operator) or a list of them (a task group's
+    leaf), so a step's warning reaches the report as a warning. A step without a result failed or never
+    ran; a step that returned anything else (a bare string, a list of other things) breaks the contract
+    and is reported critical, never turned into `ok`.
+    """
     results: list[CheckResult] = []
     for task_id, value in values.items():
         name = f"maintenance.{task_id.split('.', 1)[0]}"
         # The step's own runbook section; a step the registry does not know cites the window's.
         runbook = registry.SPECS.get(name, registry.MAINTENANCE_REPORT).runbook
+        if value is None:
+            results.append(CheckResult(name, Status.CRITICAL, runbook=runbook,
+                                       message=f"step {task_id} produced no result: it failed or did not run "
+                                               f"(see its task log) - {registry.MAINTENANCE_REPORT.first_step}"))
+            continue
         items = value if isinstance(value, list) else [value]
-        for item in items:
-            if isinstance(item, dict) and {"check_name", "status", "message"} <= item.keys():
-                results.append(CheckResult.from_dict(item))
-            elif item is None:
-                results.append(CheckResult(name, Status.CRITICAL, runbook=runbook,
-                                           message=f"step {task_id} produced no result: it failed or did not run "
-                                                   f"(see its task log) - {registry.MAINTENANCE_REPORT.first_step}"))
-            else:
-                results.append(CheckResult(name, Status.OK, runbook=runbook, message=str(item)[:500]))
+        if items and all(_is_check_result(item) for item in items):
+            results.extend(CheckResult.from_dict(item) for item in items)
+        else:
+            results.append(CheckResult(name, Status.CRITICAL, runbook=runbook,
+                                       message=f"step {task_id} returned {str(value)[:200]!r}, not CheckResults "
+                                               f"(a CheckResult dict or a list of them): its outcome is unknown"))
     return results
+
+
+def _is_check_result(item: Any) -> bool:
+    return isinstance(item, dict) and {"check_name", "status", "message"} <= item.keys()
 
 
 def notify_slack(conn_id: str, text: str) -> str:

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from streamflow_ops.backup.folder import disk_size, read_manifest, sha256_file, write_manifest
@@ -180,8 +181,6 @@ def check_files(folder: Path, manifest: dict[str, Any]) -> None:
 
 def verify_export(config: StreamflowOpsConfig, folder: Path, run: Actor) -> dict[str, Any]:
     """Checksums, a restore into an empty scratch database, then rows and checksum per relation, exactly."""
-    import psycopg
-
     started = time.monotonic()
     manifest = read_manifest(folder)
     check_files(folder, manifest)

@@ -6,7 +6,7 @@ and the audit trail see failed CNPG backups, not just missing ones.
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
@@ -21,8 +21,6 @@ from streamflow_ops.timeutil import parse_time
 
 
 def _record_failure(context, backup_name: str, message: str, backup: dict[str, Any] | None) -> None:
-    from datetime import datetime, timezone
-
     config = get_config()
     details = backup_details(backup) if backup else {
         "method": "cnpg", "backup": f"{config.backup.cnpg_namespace}/{backup_name}",

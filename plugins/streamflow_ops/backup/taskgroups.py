@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow.sdk import get_current_context, task, task_group
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from streamflow_ops.backup.audit import DRY_RUN, FAILED, record_backup, UNVERIFIED, VERIFIED
 from streamflow_ops.backup.cnpg import (
@@ -59,8 +60,6 @@ def _share_token() -> str:
 
 
 def _fail_on_bad_input(fn, *args):
-    from airflow.sdk.exceptions import AirflowFailException
-
     try:
         return fn(*args)
     except BackupInputError as exc:
@@ -88,8 +87,6 @@ def backup_group(group_id: str = "backup", *, deferrable: bool = True):
     @task(task_id="dump", **maintenance_task_args())
     def dump(request: dict[str, Any]) -> dict[str, Any]:
         """pg_dump or gold_export: dump, verify in a scratch database, audit, then apply retention."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
         if request["method"] not in FILE_METHODS:
             raise AirflowSkipException(f"method is {request['method']}")
         config = get_config()
@@ -102,8 +99,6 @@ def backup_group(group_id: str = "backup", *, deferrable: bool = True):
     @task(task_id="cnpg_create", **maintenance_task_args())
     def cnpg_create(request: dict[str, Any]) -> str:
         """Create the CloudNativePG Backup CR (what `kubectl cnpg backup` does), or adopt this task's own."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
         if request["method"] != "cnpg":
             raise AirflowSkipException(f"method is {request['method']}")
         config = get_config()

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import psycopg
 from airflow.sdk.exceptions import AirflowFailException
 
 from streamflow_ops.backup.audit import SCRATCH_DROP_ACTION, record_backup
@@ -133,8 +134,6 @@ def check_checksum(folder: Path, manifest: dict[str, Any]) -> None:
 
 def refresh_materialized_views(conn, schemas: list[str]) -> dict[str, str]:
     """Refresh every materialized view of the restore, dependencies first; the error per view that failed."""
-    import psycopg
-
     errors = {}
     for schema in schemas:
         for view in discover(conn, schema):

@@ -142,6 +142,20 @@ def test_backup_validated_on_one_worker_is_dumped_and_verified_on_the_other(cele
     assert outcome["verified"] is True
 
 
+def test_the_maintenance_pool_runs_one_destructive_step_at_a_time(celery_cluster, api):
+    """Two manual maintenance DAGs (dry runs) triggered together, four idle worker slots: the pool of one
+    slot is what keeps their steps apart."""
+    runs = {dag_id: trigger(api, dag_id) for dag_id in ("postgres_vacuum", "gold_refresh")}
+    for dag_id, run_id in runs.items():
+        assert wait_for_run(api, dag_id, run_id, timeout=120) == "success"
+    steps = [task_instance(api, "postgres_vacuum", runs["postgres_vacuum"], "vacuum"),
+             task_instance(api, "gold_refresh", runs["gold_refresh"], "gold_refresh")]
+    assert {(t["queue"], t["pool"], t["pool_slots"]) for t in steps} == {("maintenance", "streamflow_maintenance", 1)}
+    first, second = sorted(steps, key=lambda t: datetime.fromisoformat(t["start_date"]))
+    assert datetime.fromisoformat(first["end_date"]) <= datetime.fromisoformat(second["start_date"]), \
+        [(t["task_id"], t["start_date"], t["end_date"]) for t in steps]
+
+
 def test_window_survives_a_killed_worker_and_cleans_each_workers_own_logs(celery_cluster, api, cluster_warehouse):
     """One window (the budget allows one): a worker is SIGKILLed while bronze retention runs on it."""
     old = {w: _plant_logs(celery_cluster.worker_log_folder(w), 45) for w in celery_cluster.workers}

@@ -27,12 +27,14 @@ SWEEP_RUNS = 3
 GOAL_SPEEDUP = 1.5
 
 
-def _copy_warehouse(layout: Layout, name: str) -> str:
+def _warehouse_copy(layout: Layout, name: str, create: bool) -> str:
+    """Create (or drop) a copy of the profile's seeded warehouse for one configuration."""
     import psycopg
 
     with psycopg.connect(postgres.dsn(layout, "postgres"), autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
-        conn.execute(f'create database "{name}" template "{postgres.DATABASE}"')
+        if create:
+            conn.execute(f'create database "{name}" template "{postgres.DATABASE}"')
     return postgres.dsn(layout, name)
 
 
@@ -59,7 +61,8 @@ def _run(api, dag_id: str, conf: dict, timeout: float = 600) -> dict:
 
 
 def measure(layout: Layout, workers: tuple[str, ...], scenario: str) -> dict:
-    warehouse = _copy_warehouse(layout, f"bench_dist_{len(workers)}_{scenario.replace(' ', '_')}")
+    copy = f"bench_dist_{len(workers)}_{scenario}"
+    warehouse = _warehouse_copy(layout, copy, create=True)
     extra = {"AIRFLOW_CONN_STREAMFLOW_POSTGRES": warehouse, "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
              "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
     with silent_port() as port:
@@ -76,6 +79,7 @@ def measure(layout: Layout, workers: tuple[str, ...], scenario: str) -> dict:
         finally:
             cluster.stop()
             cluster.drop_meta_database()
+            _warehouse_copy(layout, copy, create=False)
     return {"workers": len(workers), "scenario": scenario, "cluster_start_s": round(start_s, 1),
             "sweeps": sweeps, "sweep_median_s": statistics.median(s["wall_s"] for s in sweeps), "window": window}
 

@@ -240,6 +240,10 @@ class CeleryCluster(Standalone):
                 return conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone() is not None
 
             if not exists(template):
+                stale = conn.execute("select datname from pg_database where datname like %s",
+                                     (f"{META_DATABASE}_tpl_%",)).fetchall()
+                for (name,) in stale:  # made for another Airflow version or settings file
+                    conn.execute(f'drop database if exists "{name}" with (force)')
                 conn.execute(f'create database "{template}"')
                 try:
                     self._migrate(postgres.dsn(self.layout, template))

@@ -7,16 +7,14 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from streamflow_ops import registry
 from streamflow_ops.airflow_api import checks as _airflow  # noqa: F401
-from streamflow_ops.alerting.run import AlertOutcome, alert, standing_alerts
+from streamflow_ops.alerting.run import AlertOutcome, alert, ops_connection, standing_alerts
 from streamflow_ops.business import checks as _business  # noqa: F401
 from streamflow_ops.config import StreamflowOpsConfig
-from streamflow_ops.connections import warehouse_connection
 from streamflow_ops.diagnosis.gather import diagnose
 from streamflow_ops.flink import checks as _flink  # noqa: F401
 from streamflow_ops.kafka import checks as _kafka  # noqa: F401
@@ -92,15 +90,10 @@ def counts(results: Iterable[CheckResult]) -> dict[str, int]:
     return tally
 
 
-def _ops_connection(config: StreamflowOpsConfig):
-    """The warehouse connection that reads and writes the ops tables (psycopg imported in the task, not at parse)."""
-    return warehouse_connection(config.warehouse, statement_timeout_s=config.postgres_checks.statement_timeout_s)
-
-
 def persist(config: StreamflowOpsConfig, sweep_id: str, results: list[CheckResult], checked_at: datetime) -> None:
     """Store the sweep; re-storing the same sweep (a retried task) replaces it."""
     ops = config.warehouse.ops_schema
-    with _ops_connection(config) as conn:
+    with ops_connection(config) as conn:
         ensure_ops_schema(conn, ops)
         with conn.transaction():
             conn.execute(load_sql("health_delete_sweep.sql", ops=ops), {"sweep_id": sweep_id})

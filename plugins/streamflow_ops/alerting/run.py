@@ -85,7 +85,9 @@ class AlertOutcome:
         return "\n".join([self.delivery.describe(), *self.standing.lines(), *(f"NOTE: {n}" for n in self.notes)])
 
 
-def _connect(config: StreamflowOpsConfig):
+def ops_connection(config: StreamflowOpsConfig):
+    """The warehouse connection for the ops tables (results, alert state), bounded by the checks' statement
+    timeout: a sweep never hangs on a lock there."""
     return warehouse_connection(config.warehouse, statement_timeout_s=config.postgres_checks.statement_timeout_s)
 
 
@@ -100,7 +102,7 @@ def standing_alerts(config: StreamflowOpsConfig, results: list[CheckResult], swe
     """Orphans and open incidents once this sweep is counted, for the sweep report written before alerting
     (read-only: only the alert task changes ops.alert_state)."""
     ops = config.warehouse.ops_schema
-    with _connect(config) as conn:
+    with ops_connection(config) as conn:
         ensure_ops_schema(conn, ops)
         stored = load_states(conn, ops)
     return Standing.of(_plan(config, stored, results, sweep_id, checked_at).merged(stored).values())
@@ -122,7 +124,7 @@ def alert(config: StreamflowOpsConfig, summary: dict, dry_run: bool, now: dateti
 
     with ExitStack() as stack:
         try:
-            conn = stack.enter_context(_connect(config))
+            conn = stack.enter_context(ops_connection(config))
         except Exception as exc:  # noqa: BLE001 - PostgreSQL down: tell everything current rather than nothing
             notes.append(f"ops.alert_state unreachable ({describe_error(exc)}): every current problem is sent from "
                          f"this sweep alone and repeats until PostgreSQL answers (PagerDuty deduplicates by key)")

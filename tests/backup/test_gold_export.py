@@ -22,7 +22,9 @@ from streamflow_ops.backup.runner import run_file_backup
 from streamflow_ops.backup.verify import SCRATCH_PREFIX, VerificationError
 from streamflow_ops.store import Actor
 from streamflow_ops.connections import warehouse_connection
+from sandbox import postgres
 from tests.backup.conftest import audit_rows, backup_config
+from tests.conftest import scratch_database
 
 pytestmark = pytest.mark.postgres
 RUN = Actor("postgres_backup", "manual__test", "backup.dump")
@@ -45,15 +47,8 @@ def view_rows(dsn: str) -> dict[str, list[tuple]]:
 
 @pytest.fixture
 def empty_database(postgres_service):
-    from sandbox import postgres
-
-    name = f"t_empty_{int(time.time() * 1000) % 10**9}"
-    admin = postgres.dsn(postgres_service, "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}" template template0')
-    yield postgres.dsn(postgres_service, name)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
+    with scratch_database(postgres_service, "t_empty", "template0") as dsn:
+        yield dsn
 
 
 def test_gold_export_of_a_live_warehouse_verifies_and_restores_alone(live_warehouse, tmp_path, empty_database):
@@ -112,8 +107,6 @@ def test_a_changed_data_file_fails_naming_the_relation(warehouse_db, tmp_path):
 
 
 def test_stale_scratch_database_is_dropped_at_the_next_verification(warehouse_db, postgres_service, tmp_path):
-    from sandbox import postgres
-
     now = int(time.time())
     stale, young = f"{SCRATCH_PREFIX}{now - 7200:010d}_deadbeef", f"{SCRATCH_PREFIX}{now - 60:010d}_cafef00d"
     admin = postgres.dsn(postgres_service, "postgres")

@@ -15,9 +15,24 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
+
+import psycopg  # noqa: E402
+
+from sandbox import postgres, seed  # noqa: E402
+from sandbox.proc import Layout  # noqa: E402
+from streamflow_ops.backup.folder import new_backup_folder  # noqa: E402
+from streamflow_ops.backup.gold_export import take_export, verify_export  # noqa: E402
+from streamflow_ops.backup.pg_dump import take_dump  # noqa: E402
+from streamflow_ops.backup.verify import verify_dump  # noqa: E402
+from streamflow_ops.config import load_config  # noqa: E402
+from streamflow_ops.store import Actor  # noqa: E402
 
 ROWS_PER_HOUR = 1200
 SILVER_COPIES = int(os.environ.get("STREAMFLOW_BENCH_BACKUP_SILVER_COPIES", "9"))
@@ -53,11 +68,6 @@ def _median(values: list[float]) -> float:
 
 def _measure(config, run, method: str, workdir: Path) -> dict:
     """REPEATS dumps and verifications of one method; medians (the machine is shared)."""
-    from streamflow_ops.backup.folder import new_backup_folder
-    from streamflow_ops.backup.gold_export import take_export, verify_export
-    from streamflow_ops.backup.pg_dump import take_dump
-    from streamflow_ops.backup.verify import verify_dump
-
     dumps, verifies = [], []
     for _ in range(REPEATS):
         folder = new_backup_folder(str(workdir / method))
@@ -82,18 +92,6 @@ def _measure(config, run, method: str, workdir: Path) -> dict:
 
 
 def main() -> dict:
-    import sys
-
-    import psycopg
-
-    repo = Path(__file__).resolve().parents[1]
-    sys.path[:0] = [str(repo / "plugins"), str(repo)]
-    from sandbox import postgres, seed
-    from sandbox.proc import Layout
-
-    from streamflow_ops.config import load_config
-    from streamflow_ops.store import Actor
-
     layout = Layout.from_env()
     was_running = postgres.status(layout).split(":", 1)[1].strip().startswith("running")
     postgres.start(layout)

@@ -21,6 +21,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from datetime import datetime, timezone
@@ -33,6 +34,13 @@ import psycopg  # noqa: E402
 
 from sandbox import postgres  # noqa: E402
 from sandbox.proc import Layout  # noqa: E402
+from streamflow_ops.backup.request import check_file_backup_ready, resolve_request  # noqa: E402
+from streamflow_ops.backup.runner import run_file_backup  # noqa: E402
+from streamflow_ops.config import load_config  # noqa: E402
+from streamflow_ops.postgres.gold_refresh import run_refresh  # noqa: E402
+from streamflow_ops.postgres.retention import run_retention  # noqa: E402
+from streamflow_ops.postgres.vacuum import plan, read_stats, run_vacuum  # noqa: E402
+from streamflow_ops.store import Actor, ensure_ops_schema  # noqa: E402
 
 SIZES = [int(s) for s in os.environ.get("STREAMFLOW_BENCH_WINDOW_SIZES", "1000000,4000000,16000000").split(",")]
 DAY = 86400
@@ -151,15 +159,6 @@ class Load(threading.Thread):
 
 def run_window(dsn: str, backup_folder: Path) -> dict:
     """The window's steps in order, each timed with its WAL; the concurrent load labels its peaks."""
-    from streamflow_ops.backup.request import check_file_backup_ready, resolve_request
-    from streamflow_ops.backup.runner import run_file_backup
-    from streamflow_ops.config import load_config
-    from streamflow_ops.store import Actor
-    from streamflow_ops.postgres.gold_refresh import run_refresh
-    from streamflow_ops.postgres.retention import run_retention
-    from streamflow_ops.postgres.vacuum import plan, read_stats, run_vacuum
-    from streamflow_ops.store import ensure_ops_schema
-
     os.environ["AIRFLOW_CONN_STREAMFLOW_POSTGRES"] = dsn
     config = load_config({"backup": {"folder": str(backup_folder)}})
     wh, actor = config.warehouse, Actor("bench", "window_scale", "window")
@@ -308,8 +307,6 @@ def report(results: dict) -> str:
 
 
 def main() -> int:
-    import tempfile
-
     layout = Layout.from_env(default_dir=".sandbox/bench", default_base=46200)
     if postgres.status(layout).split(":", 1)[1].strip().startswith("running"):
         raise SystemExit("bench window_scale restarts PostgreSQL with other settings: stop the profile's sandbox "
@@ -333,8 +330,6 @@ def main() -> int:
             with _admin(layout) as conn:
                 conn.execute(f'drop database if exists "bench_window_{rows}" with (force)')
             postgres.stop(layout)
-        from streamflow_ops.config import load_config
-
         results["batch_size"] = load_config().retention.batch_size
         results["projection"] = project(results["sizes"])
         results["projected_production_window_s"] = round(sum(p["projected_s"] for p in results["projection"].values()), 1)

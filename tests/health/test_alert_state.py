@@ -268,7 +268,10 @@ def test_postgres_unreachable_still_pages_from_the_sweep_alone(config, far_ends,
     assert outcome.delivery.errors == [] and "ops.alert_state unreachable" in outcome.describe()
 
 
-def test_the_diagnosis_reaches_slack_and_pagerduty(config, far_ends, ops_db):
+def test_the_diagnosis_reaches_slack_and_pagerduty(config, far_ends, ops_db, monkeypatch):
+    """Delivery only: summarize's own diagnose() (tests/remediation) would replace this one with what it
+    gathers from the sandbox, so it is left out here."""
+    monkeypatch.setattr(sweep, "diagnose", lambda config, results: 0)
     slack_api, pd_api = failing(far_ends)
     diagnosis = {"alert": "PostgresHighConnections", "findings": ["97 of 100 connections", "60 idle in transaction"],
                  "not_gathered": [], "remediation": {"dag_id": "remediate_postgres_connections",

@@ -57,7 +57,18 @@ def wait(condition, what: str, timeout: float = 180):
         time.sleep(1)
 
 
-def trigger_until_awaiting_approval(api) -> str:
+def parked(airflow_ui, run_id: str) -> bool:
+    """Whether the scheduler has taken in the executor's event for the approve task's parking (its process
+    exits when the task turns awaiting_input). Airflow 3.3.2 race: a response that resumes the task before
+    that event is processed makes the scheduler read the stale "success" as a state changed externally and
+    put the task up for retry, which asks for the approval again. People take longer than the scheduler
+    loop; a test answering at once must wait for it. Only the scheduler's log shows it."""
+    event = (f"Received executor event with state success for task instance TaskInstanceKey(dag_id='{DAG}', "
+             f"task_id='approve', run_id='{run_id}', try_number=1")
+    return event in airflow_ui.log_file.read_text(errors="replace")
+
+
+def trigger_until_awaiting_approval(api, airflow_ui) -> str:
     # One run at a time (max_active_runs=1): a run left over by an interrupted session would hold this one.
     for state in ("running", "queued"):
         for stale in api.get(f"/dags/{DAG}/dagRuns", params={"state": state}).json()["dag_runs"]:
@@ -67,6 +78,7 @@ def trigger_until_awaiting_approval(api) -> str:
     run_id = response.json()["dag_run_id"]
     wait(lambda: states(api, run_id).get("approve") == "awaiting_input",
          f"approve waiting for a person ({run_id})", timeout=240)
+    wait(lambda: parked(airflow_ui, run_id), f"the scheduler to see approve parked ({run_id})", timeout=60)
     return run_id
 
 
@@ -94,7 +106,7 @@ def test_approved_through_the_rest_api_acts_once_audits_and_verifies(airflow_ui,
                                                                     artifacts):
     airflow_ui.unpause((DAG,))
     with airflow_ui.client() as api:
-        run_id = trigger_until_awaiting_approval(api)
+        run_id = trigger_until_awaiting_approval(api, airflow_ui)
         assert kube_api.calls("PATCH") == [], "nothing may change before the approval"
         detail = api.get(hitl_path(run_id)).json()
         plan = xcom(api, run_id, "plan")["plan"]
@@ -129,7 +141,7 @@ def test_rejected_through_the_rest_api_changes_nothing(airflow_ui, kube_api, ui_
     airflow_ui.unpause((DAG,))
     patches_before = len(kube_api.calls("PATCH"))
     with airflow_ui.client() as api:
-        run_id = trigger_until_awaiting_approval(api)
+        run_id = trigger_until_awaiting_approval(api, airflow_ui)
         answer = api.patch(hitl_path(run_id), json={"chosen_options": ["Reject"], "params_input": {}})
         assert answer.status_code == 200, answer.text
         run = finished(api, run_id)

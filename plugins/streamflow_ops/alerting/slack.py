@@ -152,8 +152,10 @@ def build_message(owed: Sequence[AlertState], sweep_status: Status, counts: dict
 
 
 def send(conn_id: str, message: SlackMessage, timeout_s: float) -> None:
-    """Post through the provider hook; a non-200 answer raises (the hook checks the response)."""
+    """Post through the provider hook; a non-200 answer raises (the hook checks the response). The package's
+    one Slack sender: sweep alerts, the window report and remediation reports all post through here; a
+    message without blocks is sent as text alone."""
     from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
     SlackWebhookHook(slack_webhook_conn_id=conn_id, timeout=int(timeout_s)).send(text=message.text,
-                                                                                 blocks=message.blocks)
+                                                                                 blocks=message.blocks or None)

@@ -11,11 +11,10 @@ import hashlib
 import re
 from typing import Any
 
-from streamflow_ops.config import StreamflowOpsConfig
+from streamflow_ops.config import KubernetesConfig, StreamflowOpsConfig
+from streamflow_ops.kubernetes.probes import CNPG_BACKUP, CNPG_CLUSTER, KubeApiError, KubeProbe
 from streamflow_ops.timeutil import parse_time
 
-GROUP = "postgresql.cnpg.io"
-VERSION = "v1"
 DONE = "completed"
 # Terminal without success: CNPG stops on these, waiting longer cannot help.
 FAILED = ("failed", "walArchivingFailing")
@@ -36,7 +35,7 @@ def backup_body(name: str, config: StreamflowOpsConfig, labels: dict[str, str] |
     if cfg.cnpg_backup_method == "plugin":
         spec["pluginConfiguration"] = {"name": cfg.cnpg_plugin_name}
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
+        "apiVersion": "/".join(CNPG_BACKUP[:2]),
         "kind": "Backup",
         "metadata": {"name": name, "namespace": cfg.cnpg_namespace,
                      "labels": {"app.kubernetes.io/managed-by": "streamflow-ops", **(labels or {})}},
@@ -101,45 +100,35 @@ def backup_details(backup: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# --- I/O: through KubernetesHook's custom-objects client -------------------------------------------
-
-def _client(conn_id: str):
-    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
-
-    return KubernetesHook(conn_id=conn_id).custom_object_client
-
+# --- I/O: through the package's one Kubernetes client (kubernetes.probes.KubeProbe) ----------------
 
 def create_backup(config: StreamflowOpsConfig, body: dict[str, Any]) -> dict[str, Any]:
-    """Create the CR; if a retry finds it already there (409), return the existing one."""
-    from kubernetes.client.exceptions import ApiException
-
+    """Create the CR; if a retry finds it already there (409 AlreadyExists), return the existing one."""
+    probe = KubeProbe(config.kubernetes)
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     try:
-        return _client(config.kubernetes.conn_id).create_namespaced_custom_object(
-            GROUP, VERSION, namespace, "backups", body, _request_timeout=config.kubernetes.request_timeout_s)
-    except ApiException as exc:
+        return probe.create_custom_object(CNPG_BACKUP, namespace, body)
+    except KubeApiError as exc:
         if exc.status != 409:
             raise
-    return fetch_backup(config.kubernetes.conn_id, namespace, name, config.kubernetes.request_timeout_s)
+    return probe.custom_object(CNPG_BACKUP, namespace, name, missing_ok=False)
 
 
 def fetch_backup(conn_id: str, namespace: str, name: str, request_timeout_s: float) -> dict[str, Any]:
-    """One Backup CR (blocking: triggers call it through asyncio.to_thread)."""
-    return _client(conn_id).get_namespaced_custom_object(GROUP, VERSION, namespace, "backups", name,
-                                                         _request_timeout=request_timeout_s)
+    """One Backup CR; KubeApiError with status 404 if it is gone (blocking: triggers call it through
+    asyncio.to_thread)."""
+    kube = KubernetesConfig(conn_id=conn_id, request_timeout_s=request_timeout_s)
+    return KubeProbe(kube).custom_object(CNPG_BACKUP, namespace, name, missing_ok=False)
 
 
 def fetch_cluster(config: StreamflowOpsConfig) -> dict[str, Any]:
-    return _client(config.kubernetes.conn_id).get_namespaced_custom_object(
-        GROUP, VERSION, config.backup.cnpg_namespace, "clusters", config.backup.cnpg_cluster,
-        _request_timeout=config.kubernetes.request_timeout_s)
+    return KubeProbe(config.kubernetes).custom_object(CNPG_CLUSTER, config.backup.cnpg_namespace,
+                                                      config.backup.cnpg_cluster, missing_ok=False)
 
 
 def running_backups(config: StreamflowOpsConfig) -> list[str]:
     """Names of the cluster's Backup CRs that have not finished."""
-    listing = _client(config.kubernetes.conn_id).list_namespaced_custom_object(
-        GROUP, VERSION, config.backup.cnpg_namespace, "backups",
-        _request_timeout=config.kubernetes.request_timeout_s)
-    return [item["metadata"]["name"] for item in listing.get("items", [])
+    items = KubeProbe(config.kubernetes).list_custom_objects(CNPG_BACKUP, config.backup.cnpg_namespace)
+    return [item["metadata"]["name"] for item in items
             if (item.get("spec") or {}).get("cluster", {}).get("name") == config.backup.cnpg_cluster
             and ((item.get("status") or {}).get("phase") or "") in IN_PROGRESS]

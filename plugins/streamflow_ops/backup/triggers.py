@@ -6,7 +6,9 @@ import time
 from typing import Any, AsyncIterator
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
 from streamflow_ops.backup.cnpg import backup_outcome, fetch_backup
+from streamflow_ops.kubernetes.probes import KubeApiError
 
 
 class CnpgBackupTrigger(BaseTrigger):
@@ -28,19 +30,17 @@ class CnpgBackupTrigger(BaseTrigger):
                  "request_timeout_s": self.request_timeout_s})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from kubernetes.client.exceptions import ApiException
-
         last = "no answer from the Kubernetes API yet"
         while True:
             try:
                 backup = await asyncio.to_thread(fetch_backup, self.conn_id, self.namespace, self.name,
                                                  self.request_timeout_s)
-            except ApiException as exc:
+            except KubeApiError as exc:
                 if exc.status == 404:
                     yield TriggerEvent({"status": "failed", "message":
                                         f"CNPG Backup {self.namespace}/{self.name} not found (deleted?)"})
                     return
-                last = f"Kubernetes API error {exc.status}: {exc.reason}"
+                last = f"Kubernetes API error: {exc}"
                 self.log.warning("reading Backup %s/%s: %s", self.namespace, self.name, last)
             except Exception as exc:  # noqa: BLE001 - network trouble: keep polling until the deadline
                 last = f"{type(exc).__name__}: {exc}"

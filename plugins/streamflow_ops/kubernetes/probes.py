@@ -1,4 +1,5 @@
-"""Reads from the Kubernetes API through KubernetesHook, answering the API's own JSON (as `kubectl -o json`).
+"""The one Kubernetes API client of the package, through KubernetesHook, answering the API's own JSON (as
+`kubectl -o json`): the health checks, the CNPG backups (backup/cnpg.py) and the remediations use it.
 
 Evaluators work on that JSON, so they are tested with the same documents a cluster returns.
 """
@@ -12,7 +13,16 @@ from streamflow_ops.http_probe import ProbeError, shorten
 
 STRIMZI_KAFKA = ("kafka.strimzi.io", "v1beta2", "kafkas")
 CNPG_CLUSTER = ("postgresql.cnpg.io", "v1", "clusters")
+CNPG_BACKUP = ("postgresql.cnpg.io", "v1", "backups")
 FLINK_DEPLOYMENT = ("flink.apache.org", "v1beta1", "flinkdeployments")
+
+
+class KubeApiError(ProbeError):
+    """The API answered with an error status; `status` lets a caller act on it (409 AlreadyExists, 404)."""
+
+    def __init__(self, message: str, status: int | None):
+        super().__init__(message)
+        self.status = status
 
 
 class KubeProbe:
@@ -61,7 +71,21 @@ class KubeProbe:
                               group, version, namespace, plural, name, _preload_content=False,
                               _request_timeout=self._timeout), missing_ok=missing_ok)
 
-    def _call(self, path: str, call, missing_ok: bool = False) -> Any:
+    def list_custom_objects(self, kind: tuple[str, str, str], namespace: str) -> list[dict[str, Any]]:
+        group, version, plural = kind
+        return self._call(f"/apis/{group}/{version}/namespaces/{namespace}/{plural}",
+                          lambda hook: hook.custom_object_client.list_namespaced_custom_object(
+                              group, version, namespace, plural, _preload_content=False,
+                              _request_timeout=self._timeout)).get("items", [])
+
+    def create_custom_object(self, kind: tuple[str, str, str], namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        group, version, plural = kind
+        return self._call(f"/apis/{group}/{version}/namespaces/{namespace}/{plural}",
+                          lambda hook: hook.custom_object_client.create_namespaced_custom_object(
+                              group, version, namespace, plural, body, _preload_content=False,
+                              _request_timeout=self._timeout), method="POST")
+
+    def _call(self, path: str, call, missing_ok: bool = False, method: str = "GET") -> Any:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -74,15 +98,16 @@ class KubeProbe:
         except ApiException as exc:
             if exc.status == 404 and missing_ok:
                 return None
-            raise ProbeError(f"GET {url} -> HTTP {exc.status} {exc.reason}: {_api_message(exc.body)}") from None
+            raise KubeApiError(f"{method} {url} -> HTTP {exc.status} {exc.reason}: {_api_message(exc.body)}",
+                               exc.status) from None
         except HTTPError as exc:
-            self._unreachable = ProbeError(f"GET {url}: Kubernetes API did not answer "
+            self._unreachable = ProbeError(f"{method} {url}: Kubernetes API did not answer "
                                            f"({type(exc).__name__}: {shorten(exc)})")
             raise self._unreachable from None
         try:
             return json.loads(response.data)
         except ValueError:
-            raise ProbeError(f"GET {url} -> HTTP {response.status} but not JSON: "
+            raise ProbeError(f"{method} {url} -> HTTP {response.status} but not JSON: "
                              f"{shorten(_text(response.data), 120)}") from None
 
 

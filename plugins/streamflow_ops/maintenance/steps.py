@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from airflow.sdk import get_current_context, task
+
 from streamflow_ops.config import get_config
-from streamflow_ops.maintenance.window import notify_slack, preflight_results, step_results, TITLE
+from streamflow_ops.maintenance.window import TITLE, notify_slack, preflight_results, step_results
 from streamflow_ops.report import format_checks
 from streamflow_ops.results import Status
 
@@ -32,7 +33,7 @@ def report(step_ids: list[str]) -> str:
     steps = step_results({task_id: ti.xcom_pull(task_ids=task_id) for task_id in step_ids})
     text = format_checks(TITLE, step_results({"preflight": ti.xcom_pull(task_ids="preflight")}) + steps)
     print(text)
-    print(notify_slack(get_config().alerting.slack_conn_id, text))
+    print(notify_slack(get_config().alerting, text))
     failed = [r.check_name for r in steps if r.status == Status.CRITICAL]
     if failed:
         raise AirflowFailException(f"maintenance steps failed: {', '.join(failed)} (report sent)")

@@ -5,6 +5,8 @@ import logging
 from typing import Any
 
 from streamflow_ops import registry
+from streamflow_ops.alerting.slack import SlackMessage, send
+from streamflow_ops.config import AlertingConfig
 from streamflow_ops.connections import connection_defined
 from streamflow_ops.preflight import gate_checks, service_checks
 from streamflow_ops.results import CheckResult, Status
@@ -50,14 +52,13 @@ def _is_check_result(item: Any) -> bool:
     return isinstance(item, dict) and {"check_name", "status", "message"} <= item.keys()
 
 
-def notify_slack(conn_id: str, text: str) -> str:
+def notify_slack(alerting: AlertingConfig, text: str) -> str:
     """Post the report when the Slack connection exists; the outcome goes into the report's log."""
-    from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
-
+    conn_id = alerting.slack_conn_id
     if not connection_defined(conn_id):
         return f"slack: not sent (connection '{conn_id}' is not defined)"
     try:
-        SlackWebhookHook(slack_webhook_conn_id=conn_id).send(text=f"```{text}```")
+        send(conn_id, SlackMessage(text=f"```{text}```", blocks=[]), alerting.request_timeout_s)
     except Exception as exc:  # noqa: BLE001 - the report itself must still reach the log and XCom
         log.warning("slack post failed: %s", exc)
         return f"slack: FAILED to send ({type(exc).__name__}: {exc})"

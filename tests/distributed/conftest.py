@@ -19,6 +19,7 @@ import pytest
 from sandbox import kafka, postgres
 from sandbox.celery import CeleryCluster
 from sandbox.proc import REPO, running_group
+from tests.polling import wait_for
 
 TEST_DAGS = Path(__file__).resolve().parent / "dags"
 RETRY_POLICY = '''"""Cluster policy of the distributed tests: retries after 1 s, not the DAGs' 2 minutes."""
@@ -102,7 +103,7 @@ def bootstrap(kafka_service) -> str:
 
 def wait_for_dag(api: httpx.Client, dag_id: str, timeout: float = 120) -> None:
     """The dag processor has serialized dag_id (it parses every file at start, then every 5 s)."""
-    poll(lambda: api.get(f"/dags/{dag_id}").status_code == 200, timeout, f"{dag_id} parsed")
+    wait_for(f"{dag_id} parsed", lambda: api.get(f"/dags/{dag_id}").status_code == 200, timeout, every=0.3)
 
 
 def trigger(api: httpx.Client, dag_id: str, conf: dict | None = None, logical_date: datetime | None = None) -> str:
@@ -118,7 +119,8 @@ def run_state(api: httpx.Client, dag_id: str, run_id: str) -> str:
 
 
 def wait_for_run(api: httpx.Client, dag_id: str, run_id: str, timeout: float = 240) -> str:
-    return poll(lambda: (s := run_state(api, dag_id, run_id)) in FINISHED and s, timeout, f"{dag_id} {run_id} finished")
+    return wait_for(f"{dag_id} {run_id} finished", lambda: (s := run_state(api, dag_id, run_id)) in FINISHED and s,
+                    timeout, every=0.3)
 
 
 def task_instances(api: httpx.Client, dag_id: str, run_id: str) -> dict[str, dict]:
@@ -134,14 +136,3 @@ def tries(api: httpx.Client, dag_id: str, run_id: str, task_id: str) -> list[dic
     """Every try of a task instance (the current one included), oldest first."""
     body = api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/tries").json()
     return sorted(body["task_instances"], key=lambda t: t["try_number"])
-
-
-def poll(check, timeout: float, what: str, interval: float = 0.3):
-    """check()'s first truthy value; fails naming what was awaited."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for: {what}")

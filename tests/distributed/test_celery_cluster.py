@@ -12,9 +12,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.distributed.conftest import (poll, run_state, task_instance, task_instances, tries, trigger,
+from tests.distributed.conftest import (run_state, task_instance, task_instances, tries, trigger,
                                         wait_for_run)
 from tests.kafka.broker import commit, create_topic, produce, unique
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.kafka, pytest.mark.flink]
 
@@ -89,7 +90,7 @@ def test_sensors_defer_free_the_worker_and_complete_in_the_triggerer(celery_clus
                 states.append(tis[task_id]["state"])
         return tis["kafka_lag"]["state"] == "deferred" and tis["flink_checkpoint"]["state"] in ("success", "failed")
 
-    poll(kafka_deferred_flink_done, 120, "kafka_lag deferred and flink_checkpoint finished", interval=0.2)
+    wait_for("kafka_lag deferred and flink_checkpoint finished", kafka_deferred_flink_done, 120, every=0.2)
     assert seen["flink_checkpoint"][-1] == "success", seen
     kafka_ti = task_instance(api, dag_id, run_id, "kafka_lag")
     assert kafka_ti["state"] == "deferred" and kafka_ti["hostname"] in WORKER_HOSTS
@@ -100,7 +101,7 @@ def test_sensors_defer_free_the_worker_and_complete_in_the_triggerer(celery_clus
         active = celery_cluster.live_workers()
         return set(active) == {f"{w}@streamflow-sandbox" for w in celery_cluster.workers} and \
             all(tasks == [] for tasks in active.values())
-    poll(idle_workers, 15, "both workers alive with no active task")
+    wait_for("both workers alive with no active task", idle_workers, 15, every=0.3)
     assert task_instance(api, dag_id, run_id, "kafka_lag")["state"] == "deferred"
 
     commit(bootstrap, group, topic, {0: 5})  # drained: the trigger fires, a worker finishes the task
@@ -173,8 +174,8 @@ def test_window_survives_a_killed_worker_and_cleans_each_workers_own_logs(celery
             return None
         return ti["hostname"]
 
-    victim = poll(retention_deleting, 120, "bronze_retention running and its first batches committed",
-                  interval=0.05)
+    victim = wait_for("bronze_retention running and its first batches committed", retention_deleting, 120,
+                      every=0.05)
     killed = celery_cluster.kill_worker(victim)
     assert killed
     survivor = (WORKER_HOSTS - {victim}).pop()
@@ -184,7 +185,7 @@ def test_window_survives_a_killed_worker_and_cleans_each_workers_own_logs(celery
     def retried_to_success():
         attempts = tries(api, "maintenance_tasks", run_id, "bronze_retention")
         return attempts[-1]["state"] == "success" and attempts
-    attempts = poll(retried_to_success, 120, "bronze_retention retried to success")
+    attempts = wait_for("bronze_retention retried to success", retried_to_success, 120, every=0.3)
     assert [(a["hostname"], a["state"]) for a in attempts] == [(victim, "failed"), (survivor, "success")]
     assert bronze_rows(cluster_warehouse) == expected
 

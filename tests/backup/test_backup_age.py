@@ -51,6 +51,9 @@ def test_a_backup_longer_than_ten_minutes_warns():
 def test_the_window_step_reports_unverified_and_slow_backups_as_warnings():
     base = {"method": "gold_export", "location": "/backups/x", "size_bytes": 10, "duration_s": 3.0}
     assert backup_step_result({**base, "outcome": "verified"}, 600).status is Status.OK
+    pruned = backup_step_result({**base, "outcome": "verified", "removed": ["backup-a", "backup-b"]}, 600)
+    assert pruned.status is Status.OK and "retention removed 2 older backup(s): backup-a, backup-b" in pruned.message
+    assert "retention" not in backup_step_result({**base, "outcome": "verified", "removed": []}, 600).message
     unverified = backup_step_result({**base, "outcome": "unverified"}, 600)
     assert unverified.status is Status.WARNING and "NOT verified" in unverified.message
     slow = backup_step_result({**base, "outcome": "verified", "duration_s": 700.0}, 600)

@@ -29,5 +29,7 @@ def backup_step_result(summary: dict[str, Any] | None, duration_warning_s: float
         warnings.append(f"took {duration:.0f} s, longer than the runbook's {duration_warning_s:g} s")
     text = (f"backup ({summary['method']}) {summary.get('outcome')}: {summary['location']}, "
             f"{summary.get('size_bytes')} bytes, {duration} s")
+    if summary.get("removed"):  # what folder retention deleted after this verified backup (audited)
+        text += f"; retention removed {len(summary['removed'])} older backup(s): {', '.join(summary['removed'])}"
     return result(Status.WARNING if warnings else Status.OK, "; ".join([text, *warnings]),
                   value=duration, threshold=f"duration warning > {duration_warning_s:g} s")

@@ -19,14 +19,16 @@ DEFAULT_ARGS = {
 # deployment can give them a dedicated worker, and a pool of one slot, so that the nightly window and a
 # manual maintenance DAG never act on the warehouse at the same time. Deployment settings, read when the
 # DAG is parsed from the Airflow config section [streamflow_ops] (env AIRFLOW__STREAMFLOW_OPS__<KEY>),
-# like `worker_queues`. Every Celery deployment needs a worker serving the maintenance queue; pools are
-# created with airflow_settings.yaml. LocalExecutor ignores queues.
+# like `worker_queues`. The queue defaults to Airflow's own default queue: a deployment that has not set up
+# a worker for a dedicated queue must still get its nightly window run, not a window queued forever.
+# Pools are created with airflow_settings.yaml. LocalExecutor ignores queues.
 MAINTENANCE_POOL = "streamflow_maintenance"
 
 
 def maintenance_task_args() -> dict[str, str]:
     """queue= and pool= of a destructive step (retention, vacuum, gold refresh, backup)."""
-    return {"queue": conf.get("streamflow_ops", "maintenance_queue", fallback="maintenance"),
+    default_queue = conf.get("operators", "default_queue", fallback="default")
+    return {"queue": conf.get("streamflow_ops", "maintenance_queue", fallback=default_queue),
             "pool": conf.get("streamflow_ops", "maintenance_pool", fallback=MAINTENANCE_POOL)}
 
 

@@ -255,6 +255,18 @@ def test_slack_message_stays_within_block_kit_limits_and_the_rest_stays_owed():
     assert 0 < carried < 80 and f"{80 - carried} more" in json.dumps(message.blocks)
 
 
+def test_notes_share_one_block_so_many_failed_pages_never_crowd_out_the_owed_items():
+    """One note per failed PagerDuty page: 60 of them once took 60 blocks, past Slack's 50, and the
+    message carried none of the owed changes."""
+    rows = owed_rows(*[result(C, "kubernetes.pods", f"ns-{i}") for i in range(10)])
+    notes = [f"PagerDuty delivery failed (pagerduty trigger ns-{i}: 500)" for i in range(60)]
+    message = slack.build_message(rows, C, {"critical": 10}, "x", notes)
+    assert len(message.blocks) <= 50 and len(message.carried) == 10
+    sections = [b["text"]["text"] for b in message.blocks if b["type"] == "section"]
+    warnings = [text for text in sections if ":warning:" in text]
+    assert len(warnings) == 1 and notes[0] in warnings[0]
+
+
 def test_pagerduty_event_dedups_per_check_and_subject_with_the_diagnosis():
     [row] = owed_rows(result(C, "kafka.consumer_lag", "flink-fraud-detector", value=20000,
                              details={"diagnosis": DIAGNOSIS}))

@@ -134,7 +134,8 @@ def build_message(owed: Sequence[AlertState], sweep_status: Status, counts: dict
         sections.append((_section(text), {s.key: (NOT_MEASURED,) for s in shown}))
     if not sections:
         return None
-    room = MAX_BLOCKS - _FRAME_BLOCKS - len(notes) - 1  # one block kept for "more follow"
+    # The notes share one section (there may be one per failed page): the owed items always get the room.
+    room = MAX_BLOCKS - _FRAME_BLOCKS - (1 if notes else 0) - 1  # one block kept for "more follow"
     kept, later = sections[:room], sections[room:]
     carried: dict[Key, tuple[str, ...]] = {}
     for _, items in kept:
@@ -145,8 +146,10 @@ def build_message(owed: Sequence[AlertState], sweep_status: Status, counts: dict
     blocks = [{"type": "header", "text": {"type": "plain_text", "text": f"StreamFlow health: {sweep_status.value.upper()}"}},
               _section(summary), {"type": "divider"}, *(block for block, _ in kept)]
     if later:
-        blocks.append(_section(f"... and {len(later)} more: they follow in the next message (see the sweep report)"))
-    blocks += [_section(f":warning: {note}") for note in notes]
+        blocks.append(_section(f"... and {len(later)} more: still owed, the next sweep sends them (the alert "
+                               f"task's log lists them)"))
+    if notes:
+        blocks.append(_section("\n".join(f":warning: {note}" for note in notes)))
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"platform_health_sweep `{sweep_id}`"}]})
     return SlackMessage(summary.replace("*", ""), blocks, carried)
 

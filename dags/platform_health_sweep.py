@@ -39,7 +39,7 @@ Runs every health check of the operations runbook and tells people what **change
    (`slack_streamflow_alerts`) gets one Block Kit message only for news (new problem, escalation,
    de-escalation, resolution, a probe failing two sweeps in a row, a flapping check, an incident whose
    check is no longer configured); PagerDuty (`pagerduty_streamflow`) gets `trigger` when a check turns
-   critical and `resolve` when it clears (dedup key per check and subject), unless Alertmanager already
+   critical and `resolve` when it is ok again (dedup key per check and subject), unless Alertmanager already
    fires the runbook alert of the same name. Only an answer resolves: `unknown` and `skipped` never do.
    What could not be delivered stays owed: the task fails (XCom `delivery`), and its retry or the next
    sweep sends what is still owed, never twice.

@@ -88,6 +88,15 @@ def new_backup_folder(root: str, now: datetime | None = None) -> Path:
     return folder
 
 
+def dumped_manifest(method: str, started_at: datetime, started: float, **fields: Any) -> dict[str, Any]:
+    """The manifest of a backup just written: status "dumped" until verification says otherwise (a backup
+    killed before that keeps it), what every method records about the run, then the method's own fields.
+    `started` is the time.monotonic() reading at the start."""
+    return {"manifest_version": 2, "status": "dumped", "method": method, "started_at": started_at.isoformat(),
+            "finished_at": datetime.now(timezone.utc).isoformat(),
+            "duration_s": round(time.monotonic() - started, 3), **fields}
+
+
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     """Write atomically: a half-written manifest would read as a corrupt backup."""
     tmp = folder / f".{MANIFEST}.tmp"

@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from streamflow_ops.backup.folder import disk_size, read_manifest, sha256_file, write_manifest
+from streamflow_ops.backup.folder import disk_size, dumped_manifest, read_manifest, sha256_file, write_manifest
 from streamflow_ops.backup.pg_dump import RELATION_KINDS, DumpError, backup_lock, snapshot_transaction
 from streamflow_ops.backup.verify import VerificationError, scratch_database
 from streamflow_ops.config import StreamflowOpsConfig
@@ -114,23 +114,18 @@ def take_export(config: StreamflowOpsConfig, schemas: list[str], folder: Path) -
         (folder / SCHEMA_FILE).write_text(_ddl(conn, schemas, relations))
         (folder / INDEX_FILE).write_text("".join(f"{d};\n" for d in indexes))
         (folder / RESTORE_FILE).write_text(_restore_script(conn, relations))
-    manifest = {
-        "manifest_version": 2,
-        "status": "dumped",
-        "method": "gold_export",
-        "started_at": started_at.isoformat(),
-        "finished_at": datetime.now(timezone.utc).isoformat(),
-        "duration_s": round(time.monotonic() - started, 3),
-        "schemas": schemas,
-        "dumped_schemas": schemas,
-        "format": "copy-text-gzip",
-        "size_bytes": disk_size(folder / DATA_DIR) + sum((folder / f).stat().st_size
-                                                          for f in (SCHEMA_FILE, INDEX_FILE, RESTORE_FILE)),
-        "server_version": server_version,
-        "relations": relations,
-        "indexes": len(indexes),
-        "files_sha256": {f: sha256_file(folder / f) for f in (SCHEMA_FILE, INDEX_FILE)},
-    }
+    manifest = dumped_manifest(
+        "gold_export", started_at, started,
+        schemas=schemas,
+        dumped_schemas=schemas,
+        format="copy-text-gzip",
+        size_bytes=disk_size(folder / DATA_DIR) + sum((folder / f).stat().st_size
+                                                      for f in (SCHEMA_FILE, INDEX_FILE, RESTORE_FILE)),
+        server_version=server_version,
+        relations=relations,
+        indexes=len(indexes),
+        files_sha256={f: sha256_file(folder / f) for f in (SCHEMA_FILE, INDEX_FILE)},
+    )
     write_manifest(folder, manifest)
     return manifest
 

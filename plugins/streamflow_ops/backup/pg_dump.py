@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from streamflow_ops.backup.folder import checksums, disk_size, write_manifest
+from streamflow_ops.backup.folder import checksums, disk_size, dumped_manifest, write_manifest
 from streamflow_ops.config import BackupConfig, StreamflowOpsConfig
 from streamflow_ops.connections import warehouse_connection
 from streamflow_ops.sqlfiles import load_sql
@@ -153,26 +153,21 @@ def take_dump(config: StreamflowOpsConfig, requested: list[str], dump_schemas: l
     schema_sizes: dict[str, int] = {}
     for rel in contents["relations"]:
         schema_sizes[rel["schema"]] = schema_sizes.get(rel["schema"], 0) + rel["size_bytes"]
-    manifest = {
-        "manifest_version": 2,
-        "status": "dumped",
-        "method": "pg_dump",
-        "started_at": started_at.isoformat(),
-        "finished_at": datetime.now(timezone.utc).isoformat(),
-        "duration_s": round(time.monotonic() - started, 3),
-        "schemas": requested,
-        "dependency_schemas": [s for s in dump_schemas if s not in requested],
-        "dumped_schemas": dump_schemas,
-        "format": cfg.dump_format,
-        "jobs": cfg.jobs if cfg.dump_format == "directory" else 1,
-        "dump": dump_path.name,
-        "size_bytes": disk_size(dump_path),
-        "server_schema_size_bytes": schema_sizes,
-        "sha256": digest,
-        "files_sha256": files,
-        "server_version": server_version,
-        "pg_dump_version": tool_version,
+    manifest = dumped_manifest(
+        "pg_dump", started_at, started,
+        schemas=requested,
+        dependency_schemas=[s for s in dump_schemas if s not in requested],
+        dumped_schemas=dump_schemas,
+        format=cfg.dump_format,
+        jobs=cfg.jobs if cfg.dump_format == "directory" else 1,
+        dump=dump_path.name,
+        size_bytes=disk_size(dump_path),
+        server_schema_size_bytes=schema_sizes,
+        sha256=digest,
+        files_sha256=files,
+        server_version=server_version,
+        pg_dump_version=tool_version,
         **contents,
-    }
+    )
     write_manifest(folder, manifest)
     return DumpResult(folder, manifest)

@@ -194,6 +194,15 @@ def test_alertmanager_already_paging_is_not_paged_twice():
     assert sweeps.pages == [(TRIGGER, dedup_key("postgres.connections", ""))]
 
 
+def test_a_deferral_lapses_when_alertmanager_stops_answering():
+    sweeps = Sweeps()
+    sweeps.sweep(result(C, "postgres.connections"), alertmanager("PostgresHighConnections"))
+    assert sweeps.pages == []
+    sweeps.sweep(result(C, "postgres.connections"), CheckResult(AM, U, "probe failed"))
+    assert sweeps.row("postgres.connections").deferred_to is None
+    assert sweeps.pages == [(TRIGGER, dedup_key("postgres.connections", ""))]
+
+
 def test_without_deferral_both_page():
     sweeps = Sweeps(Policy(defer_to_alertmanager=False))
     sweeps.sweep(result(C, "postgres.connections"), alertmanager("PostgresHighConnections"))

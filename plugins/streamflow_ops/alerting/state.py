@@ -17,7 +17,8 @@ A sweep's results move each row forward (`advance`); deliveries then acknowledge
   flapping: one Slack note with its history, no further change lines or pages until the last
   `flap_window` answers agree.
 - Alertmanager deferral: a critical row whose runbook alert Alertmanager already fires (firing, not
-  silenced, not inhibited) is not paged by us; Slack says who pages.
+  silenced, not inhibited) in this very sweep is not paged by us; Slack says who pages. When Alertmanager
+  does not answer, the deferral lapses and we page.
 - Orphans: a row with a problem (and so, when critical, an open incident) whose check is now `skipped`
   (its connection was removed) is told once in Slack with the dedup key to close it by hand, and listed
   in every report.
@@ -199,10 +200,9 @@ def _observe(state: AlertState, result: CheckResult, policy: Policy, firing: fro
         deferred = None
     elif result.check_name == alertmanager_check:  # its critical alerts page through Alertmanager already
         deferred = ", ".join(result.details.get("alertnames", ())) or "its critical alerts"
-    elif alert_name is None:
-        deferred = None
-    elif firing is not None:  # Alertmanager answered: it fires the alert now, or it does not
-        deferred = alert_name if alert_name in firing else None
+    else:  # only an Alertmanager that answered this sweep and fires the alert now pages for us; one that
+        # went silent (unknown, skipped) cannot be trusted to, so we page rather than risk nobody paging
+        deferred = alert_name if alert_name is not None and firing is not None and alert_name in firing else None
     return replace(state, status=status,
                    status_since=checked_at if status is not state.status else state.status_since,
                    recent=recent, flapping=flapping, pending_slack=pending, deferred_to=deferred,

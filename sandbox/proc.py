@@ -92,7 +92,34 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+RESERVED_PORTS = Path("/proc/sys/net/ipv4/ip_local_reserved_ports")
+
+
+def _covers(reserved: str, port: int) -> bool:
+    for part in filter(None, reserved.strip().split(",")):
+        low, _, high = part.partition("-")
+        if int(low) <= port <= int(high or low):
+            return True
+    return False
+
+
+def reserve_port(port: int) -> None:
+    """Keep the kernel from handing `port` out as an ephemeral port (best effort: root only).
+
+    Our ports lie inside Linux's ephemeral range (32768-60999): on a busy machine an outgoing connection
+    can hold one for a moment, and a broker that binds it then dies with "Address in use". Reserved
+    ports are skipped by automatic assignment; explicit binds, like ours, still work.
+    """
+    try:
+        reserved = RESERVED_PORTS.read_text()
+        if not _covers(reserved, port):
+            RESERVED_PORTS.write_text(f"{reserved.strip()},{port}".lstrip(","))
+    except (OSError, ValueError):
+        pass  # not root, or no such sysctl: the port check below still names a clash
+
+
 def ensure_port_free(port: int, service: str) -> None:
+    reserve_port(port)
     if port_in_use(port):
         raise SandboxError(
             f"{service}: port {port} on 127.0.0.1 is already in use by another process; "

@@ -1,6 +1,6 @@
 """Benchmark: consumer lag of 50 groups over 600 partitions on the sandbox broker (Tansu).
 
-The batched reader (streamflow_ops.kafka.lag: one list_consumer_group_offsets per group, all in flight
+The batched reader (streamflow_ops.kafka.probes: one list_consumer_group_offsets per group, all in flight
 together, one metadata request and one list_offsets for every partition) against the naive loop (a
 Consumer per group, Consumer.committed + get_watermark_offsets per partition).
 Goal: batched >= 10x faster than naive and < 5 s in total. Writes bench/results/kafka_lag.md and .json.
@@ -93,7 +93,7 @@ def main() -> dict:
     try:
         bootstrap = kafka.bootstrap(layout)
         os.environ["AIRFLOW_CONN_STREAMFLOW_KAFKA"] = connections.airflow_env(layout)["AIRFLOW_CONN_STREAMFLOW_KAFKA"]
-        from streamflow_ops.kafka.lag import admin_client, read_group_offsets
+        from streamflow_ops.kafka.probes import admin_client, read_group_offsets
 
         started = time.perf_counter()
         _prepare(bootstrap)

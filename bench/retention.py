@@ -109,7 +109,7 @@ def _measure(layout, template: str, action) -> dict:
 def _package_retention(conn) -> dict:
     from streamflow_ops.config import load_config
     from streamflow_ops.store import Actor
-    from streamflow_ops.postgres.retention import run_retention
+    from streamflow_ops.maintenance.retention import run_retention
     from streamflow_ops.store import ensure_ops_schema
 
     ensure_ops_schema(conn)

@@ -37,9 +37,9 @@ from sandbox.proc import Layout  # noqa: E402
 from streamflow_ops.backup.request import check_file_backup_ready, resolve_request  # noqa: E402
 from streamflow_ops.backup.runner import run_file_backup  # noqa: E402
 from streamflow_ops.config import load_config  # noqa: E402
-from streamflow_ops.postgres.gold_refresh import run_refresh  # noqa: E402
-from streamflow_ops.postgres.retention import run_retention  # noqa: E402
-from streamflow_ops.postgres.vacuum import plan, read_stats, run_vacuum  # noqa: E402
+from streamflow_ops.maintenance.gold_refresh import run_refresh  # noqa: E402
+from streamflow_ops.maintenance.retention import run_retention  # noqa: E402
+from streamflow_ops.maintenance.vacuum import plan, read_stats, run_vacuum  # noqa: E402
 from streamflow_ops.store import Actor, ensure_ops_schema  # noqa: E402
 
 SIZES = [int(s) for s in os.environ.get("STREAMFLOW_BENCH_WINDOW_SIZES", "1000000,4000000,16000000").split(",")]

@@ -14,10 +14,12 @@ from streamflow_ops.backup.status import backup_in_progress
 from streamflow_ops.config import PostgresChecksConfig, StreamflowOpsConfig
 from streamflow_ops.flink.checks import job_running
 from streamflow_ops.kafka.checks import broker_reachable
-from streamflow_ops.postgres.checks import dict_rows, evaluate_connections, evaluate_replication_lag, reachable
+from streamflow_ops.postgres.checks import reachable
+from streamflow_ops.postgres.evaluators import evaluate_connections, evaluate_replication_lag
 from streamflow_ops.connections import warehouse_connection
-from streamflow_ops.postgres.locks import lock_holder
+from streamflow_ops.maintenance.locks import lock_holder
 from streamflow_ops.results import CheckResult, Status, describe_error
+from streamflow_ops.sqlfiles import dict_rows
 
 log = logging.getLogger(__name__)
 

@@ -35,3 +35,11 @@ def load_sql(name: str, **identifiers: str | tuple[str, ...] | sql.Composable) -
         for key, value in identifiers.items()
     }
     return sql.SQL(_text(name)).format(**quoted)
+
+
+def dict_rows(conn, name: str, params: dict | None = None, **identifiers) -> list[dict]:
+    """Run include/sql/<name> and return its rows as dicts (column name -> value)."""
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(load_sql(name, **identifiers), params or {}).fetchall()

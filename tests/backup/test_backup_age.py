@@ -7,7 +7,7 @@ import pytest
 
 from streamflow_ops.backup.outcome import backup_step_result
 from streamflow_ops.config import load_config
-from streamflow_ops.postgres.checks import evaluate_backup_age
+from streamflow_ops.postgres.evaluators import evaluate_backup_age
 from streamflow_ops.results import Status
 
 NOW = datetime(2026, 3, 10, 3, 30, tzinfo=timezone.utc)

@@ -11,6 +11,7 @@ import pytest
 
 from streamflow_ops.config import load_config
 from streamflow_ops.postgres import checks as pg
+from streamflow_ops.postgres import evaluators as pg_evaluators
 from streamflow_ops.results import Status
 from tests.fakes.http_api import FakeApi, write_kubeconfig
 from tests.fakes.payloads import load
@@ -23,7 +24,7 @@ MB = 1024 * 1024
 @pytest.mark.parametrize("used, expected", [(79, Status.OK), (80, Status.WARNING), (94, Status.WARNING),
                                             (95, Status.CRITICAL), (100, Status.CRITICAL)])
 def test_connections_bands(used, expected):
-    result = pg.evaluate_connections(used, 100, 3, CFG)
+    result = pg_evaluators.evaluate_connections(used, 100, 3, CFG)
     assert result.status is expected
     assert result.value == used and "max_connections=100" in result.message
 
@@ -34,54 +35,54 @@ def test_connections_bands(used, expected):
 ])
 def test_replication_lag_bands_and_no_replicas_is_ok(lags, expected):
     replicas = [{"replica": f"r{i}", "state": "streaming", "lag_bytes": lag} for i, lag in enumerate(lags)]
-    assert pg.evaluate_replication_lag(replicas, CFG).status is expected
+    assert pg_evaluators.evaluate_replication_lag(replicas, CFG).status is expected
 
 
 def test_replication_lag_without_positions_is_unknown_not_ok():
-    result = pg.evaluate_replication_lag([{"replica": "r1", "state": "startup", "lag_bytes": None}], CFG)
+    result = pg_evaluators.evaluate_replication_lag([{"replica": "r1", "state": "startup", "lag_bytes": None}], CFG)
     assert result.status is Status.UNKNOWN
 
 
 def test_dead_tuples_one_result_per_table():
     tables = [{"table_name": "silver.a", "n_dead_tup": 100_000, "n_live_tup": 5, "last_vacuum": None},
               {"table_name": "silver.b", "n_dead_tup": 100_001, "n_live_tup": 5, "last_vacuum": None}]
-    results = {r.subject: r for r in pg.evaluate_dead_tuples(tables, CFG)}
+    results = {r.subject: r for r in pg_evaluators.evaluate_dead_tuples(tables, CFG)}
     assert results["silver.a"].status is Status.OK
     assert results["silver.b"].status is Status.WARNING and "postgres_vacuum" in results["silver.b"].message
-    assert pg.evaluate_dead_tuples([], CFG)[0].status is Status.OK
+    assert pg_evaluators.evaluate_dead_tuples([], CFG)[0].status is Status.OK
 
 
 def test_long_queries_only_beyond_the_threshold():
     queries = [{"pid": 1, "usename": "u", "application_name": "app", "running_s": 299.0, "query": "select 1"},
                {"pid": 2, "usename": "u", "application_name": "", "running_s": 301.0, "query": "select pg_sleep(900)"}]
-    assert pg.evaluate_long_queries(queries[:1], CFG).status is Status.OK
-    result = pg.evaluate_long_queries(queries, CFG)
+    assert pg_evaluators.evaluate_long_queries(queries[:1], CFG).status is Status.OK
+    result = pg_evaluators.evaluate_long_queries(queries, CFG)
     assert result.status is Status.WARNING and "pid 2" in result.message and result.value == 1
 
 
 @pytest.mark.parametrize("age, expected", [(499_999_999, Status.OK), (500_000_000, Status.WARNING),
                                            (1_000_000_000, Status.WARNING), (1_000_000_001, Status.CRITICAL)])
 def test_txid_wraparound_bands(age, expected):
-    result = pg.evaluate_txid_wraparound([{"datname": "a", "xid_age": 10}, {"datname": "b", "xid_age": age}], CFG)
+    result = pg_evaluators.evaluate_txid_wraparound([{"datname": "a", "xid_age": 10}, {"datname": "b", "xid_age": age}], CFG)
     assert result.status is expected and result.value == age
 
 
 @pytest.mark.parametrize("hours, expected", [(1, Status.OK), (25.9, Status.OK), (26, Status.WARNING),
                                              (50, Status.WARNING), (50.5, Status.CRITICAL)])
 def test_backup_age_bands(hours, expected):
-    result = pg.evaluate_backup_age({"ops.maintenance_audit": NOW - timedelta(hours=hours)}, {}, NOW, CFG)
+    result = pg_evaluators.evaluate_backup_age({"ops.maintenance_audit": NOW - timedelta(hours=hours)}, {}, NOW, CFG)
     assert result.status is expected
 
 
 def test_backup_age_takes_the_newest_source_and_none_is_critical():
-    newest = pg.evaluate_backup_age({"ops.maintenance_audit": NOW - timedelta(hours=60),
+    newest = pg_evaluators.evaluate_backup_age({"ops.maintenance_audit": NOW - timedelta(hours=60),
                                      "cnpg": NOW - timedelta(hours=2)}, {}, NOW, CFG)
     assert newest.status is Status.OK and "from cnpg" in newest.message
-    assert pg.evaluate_backup_age({"ops.maintenance_audit": None}, {}, NOW, CFG).status is Status.CRITICAL
+    assert pg_evaluators.evaluate_backup_age({"ops.maintenance_audit": None}, {}, NOW, CFG).status is Status.CRITICAL
     # One source failing leaves the other's answer; all failing is unknown, not "no backup".
-    partial = pg.evaluate_backup_age({"ops.maintenance_audit": NOW - timedelta(hours=1)}, {"cnpg": "timeout"}, NOW, CFG)
+    partial = pg_evaluators.evaluate_backup_age({"ops.maintenance_audit": NOW - timedelta(hours=1)}, {"cnpg": "timeout"}, NOW, CFG)
     assert partial.status is Status.OK and partial.details["errors"] == {"cnpg": "timeout"}
-    assert pg.evaluate_backup_age({}, {"ops.maintenance_audit": "boom"}, NOW, CFG).status is Status.UNKNOWN
+    assert pg_evaluators.evaluate_backup_age({}, {"ops.maintenance_audit": "boom"}, NOW, CFG).status is Status.UNKNOWN
 
 
 # --- probes against the real sandbox PostgreSQL --------------------------------------------------------

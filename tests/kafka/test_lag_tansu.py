@@ -13,7 +13,7 @@ from confluent_kafka.admin import AdminClient
 from streamflow_ops import registry
 from streamflow_ops.config import load_config
 from streamflow_ops.kafka import checks
-from streamflow_ops.kafka.lag import LagReadError, admin_client, read_group_offsets
+from streamflow_ops.kafka.probes import LagReadError, admin_client, read_group_offsets
 from streamflow_ops.results import Status
 
 from sandbox import kafka as sandbox_kafka

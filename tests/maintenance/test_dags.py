@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from streamflow_ops.postgres.locks import LOCK_NAMESPACE, MAINTENANCE_KEY
+from streamflow_ops.maintenance.locks import LOCK_NAMESPACE, MAINTENANCE_KEY
 from tests.dagfiles import load_repo_dag, load_repo_dag_module
 from tests.fakes.http_api import FakeApi
 

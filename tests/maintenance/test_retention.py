@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streamflow_ops.postgres.retention import cutoff_epoch, next_range_end, parse_bounds, run_retention
+from streamflow_ops.maintenance.retention import cutoff_epoch, next_range_end, parse_bounds, run_retention
 
 from .conftest import DAY, REFERENCE, audit_rows, insert_rows, snapshot
 
@@ -177,7 +177,7 @@ KILLER = textwrap.dedent("""
     import psycopg
     from streamflow_ops.config import load_config
     from streamflow_ops.store import Actor
-    from streamflow_ops.postgres.retention import run_retention
+    from streamflow_ops.maintenance.retention import run_retention
 
     def die_after_two(batch, rows, seconds):
         print(rows, flush=True)  # what this committed batch deleted

@@ -7,8 +7,8 @@ import pytest
 
 from streamflow_ops.config import VacuumConfig
 from streamflow_ops.params import ParamError, table_list
-from streamflow_ops.postgres.gold_refresh import discover, refresh_order, run_refresh
-from streamflow_ops.postgres.vacuum import TableStats, plan, read_stats, run_vacuum
+from streamflow_ops.maintenance.gold_refresh import discover, refresh_order, run_refresh
+from streamflow_ops.maintenance.vacuum import TableStats, plan, read_stats, run_vacuum
 
 from .conftest import audit_rows
 

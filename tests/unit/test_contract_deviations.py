@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from pydantic import BaseModel
 
-from streamflow_ops.business.checks import evaluate_fraud_rate, evaluate_pipeline_latency
+from streamflow_ops.business.evaluators import evaluate_fraud_rate, evaluate_pipeline_latency
 from streamflow_ops.config import ConfigError, StreamflowOpsConfig, load_config
 from streamflow_ops.flink.evaluators import evaluate_checkpoint_age
 from streamflow_ops.results import Status

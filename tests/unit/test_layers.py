@@ -110,6 +110,16 @@ def test_every_package_module_is_in_a_layer():
     assert unplaced == []
 
 
+FAMILY_FILES = {"__init__", "probes", "evaluators", "checks"}  # every family has these
+FAMILY_EXTRAS = {"sensors", "triggers", "model"}  # where a family waits; kafka's shared offset dataclasses
+
+
+def test_every_family_has_the_same_file_set():
+    for family in sorted(name for name, layer in LAYERS.items() if layer == FAMILIES):
+        files = {path.stem for path in (PACKAGE / family).glob("*.py")}
+        assert FAMILY_FILES <= files <= FAMILY_FILES | FAMILY_EXTRAS, (family, sorted(files))
+
+
 def test_no_import_points_to_a_higher_layer():
     upward, _, _ = graph()
     assert upward == [], "imports from a lower layer to a higher one:\n" + "\n".join(upward)

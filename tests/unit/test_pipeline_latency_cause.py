@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from streamflow_ops.business.checks import KafkaBacklog, evaluate_pipeline_latency
+from streamflow_ops.business.evaluators import KafkaBacklog, evaluate_pipeline_latency
 from streamflow_ops.config import BusinessConfig
 from streamflow_ops.results import Status
 

@@ -31,7 +31,7 @@ from streamflow_ops.backup.folder import checksums, read_manifest
 from streamflow_ops.backup.pg_dump import DumpError, inventory, libpq_env, run_tool
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.connections import warehouse_connection
-from streamflow_ops.postgres.gold_refresh import discover
+from streamflow_ops.maintenance.gold_refresh import discover
 from streamflow_ops.store import Actor
 from streamflow_ops.sqlfiles import load_sql
 

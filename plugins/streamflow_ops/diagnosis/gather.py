@@ -19,9 +19,9 @@ from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.connections import connection_defined, warehouse_connection
 from streamflow_ops.diagnosis import findings as fd
 from streamflow_ops.flink.evaluators import select_job
-from streamflow_ops.flink.probe import FlinkRest, JobView
+from streamflow_ops.flink.probes import FlinkRest, JobView
 from streamflow_ops.kubernetes.probes import KubeProbe
-from streamflow_ops.postgres.checks import dict_rows
+from streamflow_ops.sqlfiles import dict_rows
 from streamflow_ops.remediation.actions import read_sessions
 from streamflow_ops.results import CheckResult, Status, describe_error
 

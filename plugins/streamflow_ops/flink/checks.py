@@ -9,7 +9,7 @@ from datetime import datetime
 
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.flink import evaluators as ev
-from streamflow_ops.flink.probe import FlinkRest, JobView
+from streamflow_ops.flink.probes import FlinkRest, JobView
 from streamflow_ops.registry import Family, register, run_guarded
 from streamflow_ops.results import CheckResult
 from streamflow_ops.timeutil import utcnow

@@ -11,7 +11,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from streamflow_ops.flink.evaluators import Freshness, describe_wanted, sensor_timeout_message
-from streamflow_ops.flink.probe import read_freshness
+from streamflow_ops.flink.probes import read_freshness
 from streamflow_ops.flink.triggers import FlinkCheckpointTrigger
 
 

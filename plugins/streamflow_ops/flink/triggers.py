@@ -9,7 +9,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from streamflow_ops.flink.evaluators import Freshness
-from streamflow_ops.flink.probe import read_freshness
+from streamflow_ops.flink.probes import read_freshness
 
 
 class FlinkCheckpointTrigger(BaseTrigger):

@@ -12,16 +12,17 @@ from streamflow_ops import registry
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.connections import warehouse_connection
 from streamflow_ops.kafka import evaluators
-from streamflow_ops.kafka.lag import (
+from streamflow_ops.kafka.probes import (
     admin_client,
     cluster_view,
-    describe_error,
+    load_samples,
+    prune_samples,
     read_group_offsets,
+    store_samples,
 )
 from streamflow_ops.kafka.model import GroupOffsets, OffsetSample
-from streamflow_ops.kafka.samples import load_samples, prune_samples, store_samples
 from streamflow_ops.registry import Family, register, run_guarded
-from streamflow_ops.results import CheckResult
+from streamflow_ops.results import CheckResult, describe_error
 from streamflow_ops.store import ensure_ops_schema
 from streamflow_ops.timeutil import utcnow
 

@@ -11,7 +11,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from streamflow_ops.kafka.evaluators import remember, sensor_timeout_message
-from streamflow_ops.kafka.lag import admin_client, group_lag
+from streamflow_ops.kafka.probes import admin_client, group_lag
 from streamflow_ops.kafka.triggers import KafkaConsumerLagTrigger
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from streamflow_ops.kafka.evaluators import remember
-from streamflow_ops.kafka.lag import admin_client, group_lag
+from streamflow_ops.kafka.probes import admin_client, group_lag
 
 
 class KafkaConsumerLagTrigger(BaseTrigger):

@@ -19,10 +19,10 @@ from streamflow_ops.connections import warehouse_connection
 from streamflow_ops.dag_defaults import maintenance_task_args, reference_time
 from streamflow_ops.store import Actor, audited, ensure_ops_schema
 from streamflow_ops.params import ParamError, bool_param, int_param, rendered, table_list
-from streamflow_ops.postgres.gold_refresh import run_refresh
-from streamflow_ops.postgres.locks import maintenance_lock
-from streamflow_ops.postgres.retention import cutoff_epoch, run_retention
-from streamflow_ops.postgres.vacuum import plan, read_stats, run_vacuum
+from streamflow_ops.maintenance.gold_refresh import run_refresh
+from streamflow_ops.maintenance.locks import maintenance_lock
+from streamflow_ops.maintenance.retention import cutoff_epoch, run_retention
+from streamflow_ops.maintenance.vacuum import plan, read_stats, run_vacuum
 from streamflow_ops.preflight import blocking_reason, evaluate_gate, read_gate
 from streamflow_ops.results import CheckResult, Status, describe_error
 

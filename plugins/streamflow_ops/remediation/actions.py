@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from streamflow_ops.http_probe import HttpJson, ProbeError, shorten
 from streamflow_ops.kubernetes.probes import FLINK_DEPLOYMENT, KubeProbe
-from streamflow_ops.postgres.checks import dict_rows
+from streamflow_ops.sqlfiles import dict_rows
 from streamflow_ops.remediation.plans import RESTARTED_AT
 
 log = logging.getLogger(__name__)

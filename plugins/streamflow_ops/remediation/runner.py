@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.connections import connection_defined, warehouse_connection
 from streamflow_ops.flink.evaluators import select_job
-from streamflow_ops.flink.probe import FlinkRest
+from streamflow_ops.flink.probes import FlinkRest
 from streamflow_ops.remediation import actions
 from streamflow_ops.remediation.plans import (
     Plan, plan_flink_restart, plan_session_terminations, plan_taskmanager_scale, plan_workload_restart,

@@ -1,8 +1,10 @@
-"""Consumer-lag reader on the provider's AdminClient: a few batched admin calls, not a consumer per partition.
+"""Kafka I/O: the consumer-lag reader on the provider's AdminClient: a few batched admin calls, not a consumer per partition.
 
 Lag = log-end offset (one `list_offsets` with OffsetSpec.latest() for every partition of every group)
 minus committed offset (one `list_consumer_group_offsets` per group; the API takes one group a call,
 so all of them are sent before any is awaited).
+
+Offset samples in ops.kafka_offset_samples are the memory that lets an hourly sweep judge a window.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from streamflow_ops.kafka.model import (
     PartitionInfo,
 )
 from streamflow_ops.results import describe_error
+from streamflow_ops.sqlfiles import load_sql
 from streamflow_ops.timeutil import utcnow
 
 
@@ -142,3 +145,28 @@ def group_lag(admin, group: str, timeout_s: float, topics: Sequence[str] | None 
     if read.error:
         return None, read.error
     return (read.total_lag, None) if read.total_lag is not None else (None, "no committed offsets for the group")
+
+
+# --- offset samples (ops.kafka_offset_samples) -------------------------------------------------
+
+def store_samples(conn, reads: Iterable[GroupOffsets], ops_schema: str = "ops") -> int:
+    """Insert every partition sample of the successful reads, in one transaction."""
+    rows = [{"sampled_at": s.sampled_at, "group": s.group, "topic": s.topic, "partition": s.partition,
+             "committed": s.committed, "log_end": s.log_end}
+            for read in reads if read.error is None for s in read.samples]
+    if rows:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(load_sql("kafka_insert_offset_samples.sql", ops=ops_schema), rows)
+    return len(rows)
+
+
+def load_samples(conn, group: str, since: datetime, until: datetime, ops_schema: str = "ops") -> list[OffsetSample]:
+    rows = conn.execute(load_sql("kafka_load_offset_samples.sql", ops=ops_schema),
+                        {"group": group, "since": since, "until": until}).fetchall()
+    return [OffsetSample(*row) for row in rows]
+
+
+def prune_samples(conn, before: datetime, ops_schema: str = "ops") -> int:
+    """Delete samples older than `before` (the configured horizon); returns how many went."""
+    with conn.transaction():
+        return conn.execute(load_sql("kafka_prune_offset_samples.sql", ops=ops_schema), {"before": before}).rowcount

@@ -1,0 +1,144 @@
+"""PostgreSQL evaluators: pure functions from rows (as the health_*.sql queries return them) to CheckResults."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Sequence
+
+from streamflow_ops import registry
+from streamflow_ops.config import PostgresChecksConfig
+from streamflow_ops.registry import CheckSpec
+from streamflow_ops.results import CheckResult, Status, banded
+
+REACHABLE = registry.POSTGRES_REACHABLE
+CONNECTIONS = registry.POSTGRES_CONNECTIONS
+REPLICATION_LAG = registry.POSTGRES_REPLICATION_LAG
+DEAD_TUPLES = registry.POSTGRES_DEAD_TUPLES
+LONG_QUERIES = registry.POSTGRES_LONG_QUERIES
+WRAPAROUND = registry.POSTGRES_TXID_WRAPAROUND
+BACKUP_AGE = registry.POSTGRES_BACKUP_AGE
+MB = 1024 * 1024
+
+
+def _result(spec: CheckSpec, status: Status, message: str, **kwargs: Any) -> CheckResult:
+    return spec.result(status, message, **kwargs)
+
+
+def evaluate_connections(used: int, max_connections: int, superuser_reserved: int,
+                         cfg: PostgresChecksConfig, total: int | None = None) -> CheckResult:
+    """Client backends against max_connections. The runbook's query counts every pg_stat_activity row;
+    background processes take no connection slot, so counting them would raise the alarm early: the
+    message gives both figures."""
+    pct = 100.0 * used / max_connections
+    status = banded(pct, cfg.connections_warning_pct, cfg.connections_critical_pct)
+    return _result(CONNECTIONS, status, value=round(pct, 1),
+                   threshold=f"warning >= {cfg.connections_warning_pct:g}%, critical >= {cfg.connections_critical_pct:g}%",
+                   message=f"{used} client connections of max_connections={max_connections} ({pct:.0f}%; "
+                           f"{superuser_reserved} slots reserved for superusers)"
+                           + ("" if total is None else f"; pg_stat_activity has {total} rows in all, background "
+                              f"processes included, which take no connection slot"),
+                   details={"used": used, "total": total, "max_connections": max_connections,
+                            "superuser_reserved": superuser_reserved})
+
+
+def evaluate_replication_lag(replicas: Sequence[dict], cfg: PostgresChecksConfig) -> CheckResult:
+    threshold = (f"warning >= {cfg.replication_lag_warning_bytes / MB:g} MB, "
+                 f"critical > {cfg.replication_lag_critical_bytes / MB:g} MB")
+    if not replicas:
+        return _result(REPLICATION_LAG, Status.OK, "no streaming replicas attached: nothing to lag",
+                       value=0, threshold=threshold, details={"replicas": []})
+    reporting = [r for r in replicas if r["lag_bytes"] is not None]
+    if not reporting:
+        return _result(REPLICATION_LAG, Status.UNKNOWN, threshold=threshold, details={"replicas": list(replicas)},
+                       message="replicas attached but no replay position reported (is this a standby?)")
+    laggard = max(reporting, key=lambda r: r["lag_bytes"])
+    worst_lag = laggard["lag_bytes"]
+    status = banded(worst_lag, cfg.replication_lag_warning_bytes, cfg.replication_lag_critical_bytes + 1)
+    return _result(REPLICATION_LAG, status, value=worst_lag, threshold=threshold,
+                   message=f"{len(replicas)} replica(s); worst replay lag {worst_lag / MB:.1f} MB "
+                           f"({laggard['replica'] or 'unnamed'}, {laggard['state']})",
+                   details={"replicas": list(replicas)})
+
+
+def evaluate_dead_tuples(tables: Sequence[dict], cfg: PostgresChecksConfig) -> list[CheckResult]:
+    """One result per table, so that a table's recovery is seen as a resolution."""
+    threshold = f"warning > {cfg.dead_tuples_warning:,}"
+    if not tables:
+        return [_result(DEAD_TUPLES, Status.OK, threshold=threshold,
+                        message=f"no tables in schemas {', '.join(cfg.dead_tuples_schemas)}")]
+    results = []
+    for t in tables:
+        dead = t["n_dead_tup"]
+        bloated = dead > cfg.dead_tuples_warning
+        results.append(_result(
+            DEAD_TUPLES, Status.WARNING if bloated else Status.OK, subject=t["table_name"], value=dead,
+            threshold=threshold,
+            message=(f"{dead:,} dead tuples ({t['n_live_tup']:,} live); last vacuum "
+                     f"{t['last_vacuum'] or 'never'}"),
+        ))
+    return results
+
+
+def evaluate_long_queries(queries: Sequence[dict], cfg: PostgresChecksConfig) -> CheckResult:
+    threshold = f"warning: any active > {cfg.long_query_s} s"
+    slow = [q for q in queries if q["running_s"] > cfg.long_query_s]
+    if not slow:
+        return _result(LONG_QUERIES, Status.OK, value=0, threshold=threshold,
+                       message=f"no active query running longer than {cfg.long_query_s} s "
+                               f"({len(queries)} active)")
+    longest = max(slow, key=lambda q: q["running_s"])
+    return _result(LONG_QUERIES, Status.WARNING, value=len(slow), threshold=threshold,
+                   message=f"{len(slow)} active quer{'y' if len(slow) == 1 else 'ies'} longer than "
+                           f"{cfg.long_query_s} s; longest pid {longest['pid']} ({longest['usename']}, "
+                           f"{longest['application_name'] or 'no app name'}) for {longest['running_s']:.0f} s: "
+                           f"{longest['query'][:120]}",
+                   details={"queries": [dict(q) for q in slow[:10]]})
+
+
+def evaluate_txid_wraparound(databases: Sequence[dict], cfg: PostgresChecksConfig) -> CheckResult:
+    threshold = f"warning >= {cfg.wraparound_warning:,}, critical > {cfg.wraparound_critical:,}"
+    oldest = max(databases, key=lambda d: d["xid_age"])
+    status = banded(oldest["xid_age"], cfg.wraparound_warning, cfg.wraparound_critical + 1)
+    return _result(WRAPAROUND, status, value=oldest["xid_age"], threshold=threshold,
+                   message=f"oldest datfrozenxid age {oldest['xid_age']:,} in database {oldest['datname']}",
+                   details={"databases": {d["datname"]: d["xid_age"] for d in databases}})
+
+
+def evaluate_backup_age(backups: dict[str, datetime | None], errors: dict[str, str], now: datetime,
+                        cfg: PostgresChecksConfig, latest: dict | None = None) -> CheckResult:
+    """backups: newest VERIFIED backup per source (audit, cnpg); errors: sources that could not be read;
+    latest: the newest recorded backup of any finished outcome (finished_at, outcome, duration_s, target).
+
+    Age bands: ok < 26 h, warning 26-50 h (26 h exactly is a warning), critical > 50 h or none. At least
+    a warning when the newest backup is unverified (it proves nothing restores) or took longer than
+    the runbook's 10 minutes (backup_duration_warning_s).
+    """
+    threshold = (f"warning >= {cfg.backup_age_warning_h:g} h, critical > {cfg.backup_age_critical_h:g} h or none; "
+                 f"warning if the newest is unverified or took > {cfg.backup_duration_warning_s} s")
+    details = {"sources": {k: v.isoformat() if v else None for k, v in backups.items()}, "errors": errors,
+               "latest": {k: v.isoformat() if isinstance(v, datetime) else v for k, v in (latest or {}).items()}}
+    known = {source: at for source, at in backups.items() if at is not None}
+    if not known:
+        if not backups:  # every source failed: we cannot say there is no backup
+            return _result(BACKUP_AGE, Status.UNKNOWN, threshold=threshold, details=details,
+                           message="could not read any backup source: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+        unverified = (f"; the newest backup ({latest['finished_at']:%Y-%m-%d %H:%M} UTC, {latest['target']}) is "
+                      f"unverified" if latest and latest["outcome"] != "verified" else "")
+        return _result(BACKUP_AGE, Status.CRITICAL, threshold=threshold, details=details,
+                       message=f"no verified backup recorded ({', '.join(backups)}){unverified}; run postgres_backup "
+                               f"with verify=true")
+    source, newest = max(known.items(), key=lambda kv: kv[1])
+    age_h = (now - newest).total_seconds() / 3600
+    status = (Status.CRITICAL if age_h > cfg.backup_age_critical_h
+              else Status.WARNING if age_h >= cfg.backup_age_warning_h else Status.OK)
+    notes = []
+    if latest and latest["outcome"] != "verified" and latest["finished_at"] > newest:
+        notes.append(f"the newest backup ({latest['finished_at']:%Y-%m-%d %H:%M} UTC, {latest['target']}) is "
+                     f"unverified: nothing proves it restores; run postgres_backup with verify=true")
+    if latest and latest.get("duration_s") is not None and latest["duration_s"] > cfg.backup_duration_warning_s:
+        notes.append(f"the last backup took {latest['duration_s']:.0f} s, longer than the runbook's "
+                     f"{cfg.backup_duration_warning_s} s: check the backup target's throughput and the database size")
+    if notes and status is Status.OK:
+        status = Status.WARNING
+    return _result(BACKUP_AGE, status, value=round(age_h, 2), threshold=threshold, details=details,
+                   message="; ".join([f"last verified backup {age_h:.1f} h ago ({newest:%Y-%m-%d %H:%M} UTC, "
+                                      f"from {source})", *notes]))

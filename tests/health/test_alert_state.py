@@ -150,7 +150,7 @@ def test_connection_removed_while_critical_is_an_orphan_told_once(config, far_en
     sweeps = [run(config, check(S, "kubernetes.pods")) for _ in range(2)]
     key = dedup_key("kubernetes.pods", "streamflow-data")
     for summary, outcome in sweeps:  # listed in every sweep's report and alert report
-        assert f"ORPHAN: kubernetes.pods [streamflow-data]" in summary["report"] and key in summary["report"]
+        assert "ORPHAN: kubernetes.pods [streamflow-data]" in summary["report"] and key in summary["report"]
         assert key in "\n".join(outcome.standing.orphans) and "ORPHAN" in outcome.describe()
     assert len(posts(slack_api)) == 2 and key in json.dumps(posts(slack_api)[1]["blocks"])
     assert pd_actions(pd_api) == [("trigger", key)]  # nothing answered: no resolve

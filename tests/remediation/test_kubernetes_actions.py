@@ -154,3 +154,28 @@ def test_refused_run_fails_saying_why_and_never_reaches_the_approval(kube_api, a
     assert refused.startswith("streamflow-data/StatefulSet/streamflow-postgres-1 is not in "
                               "remediation.restartable_workloads (allowed: streamflow-processing/Deployment/")
     assert kube_api.requests == []  # nothing read, nothing patched
+
+
+def test_approve_task_without_a_recorded_approve_acts_on_nothing(kube_api, warehouse_db, airflow_db, monkeypatch):
+    """A real run whose approve task succeeds without a person's Approve (e.g. marked success in the UI)
+    fails at act: no PATCH, no real audit row, and the report says nothing was done."""
+    import psycopg
+
+    from streamflow_ops.remediation.flow import RemediationApproval
+    from tests.dagfiles import load_repo_dag
+    from tests.maintenance.test_dags import states, xcom
+
+    kube_api.route("GET", TM_PATH, deployment())
+    monkeypatch.setattr(RemediationApproval, "execute", lambda self, context: None)
+    conf = {"dry_run": False, "namespace": NS, "kind": "Deployment", "name": "flink-taskmanager"}
+    dr = load_repo_dag("remediate_restart_workload").test(run_conf=conf)
+    assert dr.state == "failed"
+    assert states(dr) == {"plan": "success", "real_run": "success", "approve": "success", "act": "failed",
+                          "verify": "upstream_failed", "report": "failed"}
+    assert len(xcom(dr, "plan")["plan"]["items"]) == 1  # there was something the run could have done
+    assert kube_api.calls("PATCH") == []
+    with psycopg.connect(warehouse_db) as conn:
+        audited = conn.execute("select to_regclass('ops.maintenance_audit') is not null").fetchone()[0] and \
+            conn.execute("select count(*) from ops.maintenance_audit "
+                         "where dag_id = 'remediate_restart_workload'").fetchone()[0]
+    assert not audited  # no audit table written at all (a real act creates it), or no row of this DAG

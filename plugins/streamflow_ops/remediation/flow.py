@@ -92,6 +92,11 @@ def act_step(dag_id: str) -> dict:
     from airflow.sdk.exceptions import AirflowFailException
 
     context, config, remediation, params = _context()
+    decision = context["ti"].xcom_pull(task_ids="approve", key="decision")
+    if params["dry_run"] or not decision or decision["chosen_options"] != [ApprovalOperator.APPROVE]:
+        # The approve task succeeding is not enough: marked success by hand, it recorded no decision.
+        raise AirflowFailException(f"{dag_id}: no Approve recorded by the approve task (decision {decision}, "
+                                   f"dry_run {params['dry_run']}); nothing done")
     plan = Plan.from_dict(context["ti"].xcom_pull(task_ids="plan")["plan"])
     print(f"APPROVED, acting on:\n{plan.text()}")
     try:

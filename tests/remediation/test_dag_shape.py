@@ -22,3 +22,4 @@ def test_remediation_dag_shape(dag_id):
         ["Approve", "Reject"], ["Reject"], timedelta(hours=1))  # no answer in time: Reject, nothing done
     assert dag.get_task("report").trigger_rule == "all_done"
     assert dag.get_task("act").trigger_rule == "all_success"
+    assert dag.get_task("act").retries == 0  # an approved action is never repeated without asking again

@@ -77,8 +77,8 @@ DRY_RUN_AUDITS = {
     "postgres_vacuum": set(),  # no table needs a vacuum on a fresh copy: nothing to list
     "gold_refresh": {"gold_refresh_concurrently", "gold_refresh_plain"},
     "postgres_backup": set(),
-    "airflow_housekeeping": set(),
-    "maintenance_tasks": {"bronze_retention.delete", "gold_refresh_concurrently", "gold_refresh_plain"},
+    "airflow_housekeeping": {"task_logs"},
+    "maintenance_tasks": {"bronze_retention.delete", "gold_refresh_concurrently", "gold_refresh_plain", "task_logs"},
     "platform_health_sweep": set(),
 }
 
@@ -188,6 +188,9 @@ def test_window_without_postgres_skips_destructive_steps_and_is_not_green(world,
     [post] = world["slack"].calls("POST")  # the report still goes out
     assert "is unreachable" in post.json()["text"]
     assert snapshot(world["conn"]) == warehouse
+    logs = next(r for r in xcom(dr, "housekeeping.summary") if r["subject"] == "task logs")
+    assert logs["status"] == "skipped" and "is unreachable" in logs["message"], logs  # no audit trail, no deletion
+    assert (world["logs"] / OLD_LOG).exists()
 
 
 def failing_pod(kube: FakeApi) -> None:
@@ -218,6 +221,10 @@ def test_housekeeping_with_failed_metadata_cleanup_ends_red(world, monkeypatch, 
     assert dr.state == "failed", ran
     assert ran["housekeeping.metadata_cleanup"] == "failed" and ran["housekeeping.summary"] == "failed", ran
     assert ran["housekeeping.task_logs"] == "success" and not (world["logs"] / OLD_LOG).exists()
+    removed = world["conn"].execute(
+        "select rows_affected, dry_run, outcome, details->'paths' from ops.maintenance_audit "
+        "where run_id = %s and action = 'task_logs'", (dr.run_id,)).fetchall()
+    assert removed == [(1, False, "success", [OLD_LOG])], removed  # the one planted old log, audited
 
 
 def promoted_before(conn, cutoff: int) -> list[str]:

@@ -10,17 +10,25 @@ the DAG was not wired for.
 from __future__ import annotations
 
 import re
+import socket
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import conf, get_current_context, task, task_group
 
 from streamflow_ops.config import get_config
+from streamflow_ops.connections import warehouse_connection
 from streamflow_ops.dag_defaults import reference_time
 from streamflow_ops.housekeeping.logs import clean_task_logs
 from streamflow_ops.housekeeping.metadata import MetadataCleanupOperator
 from streamflow_ops.report import format_checks
-from streamflow_ops.results import CheckResult, Status
+from streamflow_ops.results import CheckResult, Status, describe_error
 from streamflow_ops.runbook import section
+from streamflow_ops.store import Actor, audited, ensure_ops_schema
+
+AUDIT_ACTION = "task_logs"
+AUDITED_PATHS = 200  # the first paths removed go into the audit row's details; the count is always exact
 
 
 def wired_queues() -> list[str]:
@@ -30,17 +38,35 @@ def wired_queues() -> list[str]:
 
 @task
 def task_logs(queue: str | None, wired: list[str]) -> dict[str, Any]:
-    """Delete (or, dry run, list) task log files older than the retention on this worker."""
-    from pathlib import Path
+    """Delete (or, dry run, list) task log files older than the retention on this worker.
 
+    Like every destructive step, it leaves an ops.maintenance_audit row (also on a dry run) and does
+    nothing when that row cannot be written: PostgreSQL unreachable means skipped, with the reason.
+    """
     config = get_config()
     ctx = get_current_context()
     params = ctx["params"]
     days = params.get("log_retention_days") or config.housekeeping.log_retention_days
     dry_run = bool(params.get("dry_run", False))
     root = Path(config.housekeeping.log_folder)
-    plan = clean_task_logs(root, reference_time(ctx), days, dry_run)
     unreached = sorted(set(config.housekeeping.worker_queues) - set(wired))
+    outcome = {"queue": queue, "dry_run": dry_run, "folder": str(root), "retention_days": days,
+               "unreached_queues": unreached}
+    ti = ctx["ti"]
+    actor = Actor(ti.dag_id, ti.run_id, ti.task_id, config.warehouse.ops_schema)
+    with ExitStack() as stack:
+        try:
+            conn = stack.enter_context(warehouse_connection(config.warehouse))
+        except Exception as exc:  # noqa: BLE001 - no audit trail, no deletion: skipped, with the reason
+            reason = f"PostgreSQL ({config.warehouse.conn_id}) is unreachable: {describe_error(exc)}"
+            print(f"skipped: {reason}")
+            return {**outcome, "skipped": reason, "removed": [], "bytes": 0, "kept": 0}
+        ensure_ops_schema(conn, config.warehouse.ops_schema)
+        with audited(conn, actor, AUDIT_ACTION, f"{socket.gethostname()}:{root}", dry_run) as record:
+            plan = clean_task_logs(root, reference_time(ctx), days, dry_run)
+            record.rows_affected = len(plan.remove)
+            record.details.update(retention_days=days, bytes=plan.bytes, kept=len(plan.keep),
+                                  paths=[f.path for f in plan.remove[:AUDITED_PATHS]])
     if unreached:
         print(f"WARNING: housekeeping.worker_queues lists {unreached}, but this DAG has no log task for them; "
               f"set AIRFLOW__STREAMFLOW_OPS__WORKER_QUEUES on the DAG processor")
@@ -49,9 +75,7 @@ def task_logs(queue: str | None, wired: list[str]) -> dict[str, Any]:
         print(f"{verb}: {f.path}")
     print(f"{verb} {len(plan.remove)} files ({plan.bytes} bytes) older than {days} days under {root}; "
           f"kept {len(plan.keep)}")
-    return {"queue": queue, "dry_run": dry_run, "folder": str(root), "retention_days": days,
-            "removed": [f.path for f in plan.remove], "bytes": plan.bytes, "kept": len(plan.keep),
-            "unreached_queues": unreached}
+    return {**outcome, "removed": [f.path for f in plan.remove], "bytes": plan.bytes, "kept": len(plan.keep)}
 
 
 def housekeeping_group(group_id: str = "housekeeping", *, queues: list[str] | None = None,
@@ -90,6 +114,10 @@ def part_results(log_outcomes: dict[str, dict[str, Any] | None], metadata_task_i
         if outcome is None:
             results.append(CheckResult(name, Status.CRITICAL, subject=task_id, runbook=section(name),
                                        message=f"{task_id} failed or did not run: see its task log"))
+            continue
+        if outcome.get("skipped"):
+            results.append(CheckResult(name, Status.SKIPPED, subject=outcome["queue"] or "task logs",
+                                       runbook=section(name), message=f"skipped: {outcome['skipped']}"))
             continue
         verb = "would remove" if outcome["dry_run"] else "removed"
         message = (f"{verb} {len(outcome['removed'])} task log files ({outcome['bytes']} bytes) "

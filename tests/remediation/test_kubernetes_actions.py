@@ -179,3 +179,23 @@ def test_approve_task_without_a_recorded_approve_acts_on_nothing(kube_api, wareh
             conn.execute("select count(*) from ops.maintenance_audit "
                          "where dag_id = 'remediate_restart_workload'").fetchone()[0]
     assert not audited  # no audit table written at all (a real act creates it), or no row of this DAG
+
+
+def test_flink_restart_planned_while_down_refuses_to_act_once_the_job_runs_again(monkeypatch):
+    """Planned while the job was RESTARTING (restore from the newest checkpoint, cancel first); Flink
+    recovered it before the approval: the act cancels nothing and submits nothing."""
+    from streamflow_ops.remediation.actions import FlinkControl, restart_flink
+    from streamflow_ops.remediation.plans import plan_flink_restart
+    from tests.fakes.http_api import http_connection
+
+    job = {"jid": "f00d", "name": "FraudDetectionJob", "state": "RESTARTING", "start-time": 1}
+    plan = plan_flink_restart(job, "FraudDetectionJob", {"id": 9, "external_path": "s3://c/9"}, "", None, NS,
+                              "fraud-detection", {"id": "jar-1"}, "com.example.Main", [])
+    [item] = plan.items
+    assert (item["mode"], item["savepoint"], item["restore_path"]) == ("standalone", False, "s3://c/9")
+    with FakeApi() as rest:
+        rest.route("GET", "/jobs/f00d", {"jid": "f00d", "state": "RUNNING"})
+        monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_FLINK", http_connection(rest.url))
+        with pytest.raises(ActionError, match="RUNNING again since the plan"):
+            restart_flink(item, FlinkControl(CONFIG.flink.conn_id, 2, 5), None, 5, 5)
+        assert rest.calls("PATCH") == [] and rest.calls("POST") == []  # not cancelled, not resubmitted

@@ -166,6 +166,12 @@ def restart_flink(item: dict[str, Any], flink: FlinkControl, kube: KubeActions |
                   restart_timeout_s: float) -> dict[str, Any]:
     """The approved restart: savepoint first when planned, then the operator's nonce or cancel + resubmit."""
     outcome: dict[str, Any] = {"job_id": item["job_id"]}
+    if item["mode"] == "standalone" and not item["savepoint"] and item["job_id"] \
+            and flink.job_state(item["job_id"]) == "RUNNING":
+        # Planned while it was down: Flink recovered it meanwhile. Cancelling it now without a savepoint and
+        # restoring the planned checkpoint would throw away what it did since; that was not what was approved.
+        raise ActionError(f"job {item['job_id']} is RUNNING again since the plan: not cancelled, nothing done "
+                          f"(a restart from {item['restore_path']} would drop its progress; plan again)")
     if item["savepoint"]:
         outcome["savepoint"] = flink.savepoint(item["job_id"], item["savepoint_dir"], savepoint_timeout_s)
         log.info("savepoint of job %s: %s", item["job_id"], outcome["savepoint"])

@@ -467,6 +467,15 @@ def test_pvc_usage_cites_postgres_or_kafka_runbook_steps():
     assert "log segments" in kafka.message
 
 
+def test_pvc_usage_nan_or_inf_reading_is_unknown_not_ok():
+    def vector(value):
+        return [{"metric": {"namespace": "streamflow-data", "persistentvolumeclaim": "pgdata"}, "value": [0, value]}]
+
+    for used, capacity in [("NaN", str(20 * GIB)), (str(19 * GIB), "+Inf"), ("+Inf", str(20 * GIB))]:
+        [result] = ev.evaluate_pvc_usage(vector(used), vector(capacity), NAMESPACES, 0.8, 0.95)
+        assert (result.subject, result.status) == ("streamflow-data/pgdata", Status.UNKNOWN), (used, capacity)
+
+
 def test_pvc_usage_without_kubelet_series_is_unknown():
     [result] = pvc_results(used="query_empty", capacity="query_empty")
     assert result.status is Status.UNKNOWN and "kubelet" in result.message

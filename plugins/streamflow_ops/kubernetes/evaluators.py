@@ -4,6 +4,7 @@ Input is the JSON the API returns; output is a CheckResult. No I/O, no Airflow.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
@@ -361,6 +362,11 @@ def evaluate_pvc_usage(used: list[dict[str, Any]], capacity: list[dict[str, Any]
     results = []
     for (namespace, pvc), used_bytes in sorted(used_by.items()):
         subject, total = f"{namespace}/{pvc}", capacity_by.get((namespace, pvc))
+        if not math.isfinite(used_bytes) or (total is not None and not math.isfinite(total)):
+            # Prometheus answers NaN/Inf as numbers; every band comparison with NaN is False, so it read ok.
+            results.append(PVC_USAGE.unknown(f"{subject}: no usable reading (used {used_bytes}, capacity {total})",
+                                             subject=subject))
+            continue
         if not total:
             results.append(PVC_USAGE.unknown(f"{subject}: {used_bytes / 2**30:.1f} GiB used, capacity unknown "
                                              f"(no kubelet_volume_stats_capacity_bytes)", subject=subject))

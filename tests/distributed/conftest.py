@@ -9,16 +9,16 @@ Everything is stopped at the end of the session, whatever happened.
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 import pytest
 
-from sandbox import kafka, postgres
+from sandbox import kafka
 from sandbox.celery import CeleryCluster
 from sandbox.proc import REPO, running_group
+from tests.conftest import TEMPLATE_DB, scratch_database
 from tests.polling import wait_for
 
 TEST_DAGS = Path(__file__).resolve().parent / "dags"
@@ -34,18 +34,9 @@ FINISHED = {"success", "failed"}
 
 @pytest.fixture(scope="session")
 def cluster_warehouse(postgres_service):
-    """A session copy of the seeded template for the cluster's tasks (DSN)."""
-    import psycopg
-
-    from tests.conftest import TEMPLATE_DB
-
-    name = f"dist_{uuid.uuid4().hex[:10]}"
-    admin = postgres.dsn(postgres_service, "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}" template "{TEMPLATE_DB}"')
-    yield postgres.dsn(postgres_service, name)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
+    """A session copy of the seeded template for the cluster's tasks (its DSN)."""
+    with scratch_database(postgres_service, "dist", TEMPLATE_DB) as dsn:
+        yield dsn
 
 
 def _dags_folder(home: Path) -> Path:

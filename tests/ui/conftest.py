@@ -7,14 +7,13 @@ The group is stopped at the end of the session whatever happened, so no process 
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import pytest
 
-from sandbox import postgres
 from scripts.ui import Standalone
 from streamflow_ops.metrics import JOB
+from tests.conftest import TEMPLATE_DB, scratch_database
 from tests.fakes.http_api import FakeApi
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -29,18 +28,9 @@ def pushgateway():
 
 @pytest.fixture(scope="session")
 def ui_warehouse(postgres_service):
-    """A session copy of the seeded template for the standalone's tasks (DSN, database name)."""
-    import psycopg
-
-    from tests.conftest import TEMPLATE_DB
-
-    name = f"ui_{uuid.uuid4().hex[:10]}"
-    admin = postgres.dsn(postgres_service, "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}" template "{TEMPLATE_DB}"')
-    yield postgres.dsn(postgres_service, name)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
+    """A session copy of the seeded template for the standalone's tasks (its DSN)."""
+    with scratch_database(postgres_service, "ui", TEMPLATE_DB) as dsn:
+        yield dsn
 
 
 @pytest.fixture(scope="session")

@@ -98,6 +98,8 @@ def xcom(api, run_id: str, task_id: str):
 
 def audit_rows(dsn: str, run_id: str) -> list[tuple]:
     with psycopg.connect(dsn) as conn:
+        if conn.execute("select to_regclass('ops.maintenance_audit')").fetchone()[0] is None:
+            return []  # nothing was ever audited in this warehouse copy (the first audit creates the table)
         return conn.execute("select action, target, dry_run, outcome, rows_affected from ops.maintenance_audit "
                             "where dag_id = %s and run_id = %s", (DAG, run_id)).fetchall()
 

@@ -1,2 +1,2 @@
--- Options come from a fixed list in streamflow_ops.postgres.vacuum; runs in autocommit.
+-- Options come from a fixed list in streamflow_ops.maintenance.vacuum; runs in autocommit.
 vacuum ({options}) {table}

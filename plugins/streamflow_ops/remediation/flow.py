@@ -8,7 +8,8 @@
 - real_run: short-circuits a dry run or an empty plan: they never reach the approval.
 - approve: Airflow's Human-in-the-loop ApprovalOperator shows the plan; "Reject", or no answer within
   APPROVAL_TIMEOUT (the default option is Reject), skips act and verify: nothing is done.
-- act: the approved plan (only with a recorded Approve; never retried), inside an ops.maintenance_audit row. verify: the same checks, after.
+- act: the approved plan (only with a recorded Approve; never retried), inside an ops.maintenance_audit
+  row. verify: the same checks, after.
 - report: what happened, to the log and to Slack (#streamflow-alerts) when that connection exists. It
   fails the run when the plan was refused or the action failed, so a red run means "not done".
 """

@@ -124,7 +124,8 @@ def plan_taskmanager_scale(replicas: int, namespace: str, flink_deployment: dict
                       f"exists: nothing to scale")
     if current == replicas:
         return Plan("scale_taskmanagers", target, [], [], [f"already {replicas} TaskManagers: nothing to do"])
-    return Plan("scale_taskmanagers", target, [what + " (not waited for: new TaskManagers take a minute to register, so verify may still show the old count)"], [item])
+    settle = " (not waited for: new TaskManagers take a minute to register, so verify may still show the old count)"
+    return Plan("scale_taskmanagers", target, [what + settle], [item])
 
 
 def _refuse_busy(flink_deployment: dict, namespace: str, name: str) -> None:

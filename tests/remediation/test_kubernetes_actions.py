@@ -199,3 +199,15 @@ def test_flink_restart_planned_while_down_refuses_to_act_once_the_job_runs_again
         with pytest.raises(ActionError, match="RUNNING again since the plan"):
             restart_flink(item, FlinkControl(CONFIG.flink.conn_id, 2, 5), None, 5, 5)
         assert rest.calls("PATCH") == [] and rest.calls("POST") == []  # not cancelled, not resubmitted
+
+
+def test_restart_workload_acts_only_while_still_allow_listed(kube_api):
+    """Planned while allowed; the allow-list lost it before the approval: nothing is patched."""
+    kube_api.route("GET", TM_PATH, deployment())
+    params = {"namespace": NS, "kind": "Deployment", "name": "flink-taskmanager"}
+    plan = runner.plan_workload(CONFIG, params)
+    shrunk = load_config({"remediation": {"restartable_workloads": [
+        {"namespace": NS, "kind": "Deployment", "name": "flink-jobmanager"}]}})
+    with pytest.raises(ActionError, match="no longer allowed.*not in remediation.restartable_workloads"):
+        runner.act_workload(shrunk, plan, params)
+    assert kube_api.calls("PATCH") == []

@@ -181,15 +181,21 @@ def plan_flink_restart(job: dict | None, job_name: str, latest_checkpoint: dict 
 
 # --- remediate_restart_workload --------------------------------------------------------------------
 
-def plan_workload_restart(namespace: str, kind: str, name: str, allowed: Sequence[WorkloadRef],
-                          workload: dict | None) -> Plan:
-    """A rollout restart (what `kubectl rollout restart` does) of one allow-listed workload."""
+def refuse_unlisted_workload(namespace: str, kind: str, name: str, allowed: Sequence[WorkloadRef]) -> None:
+    """Refused unless a streamflow-* workload of remediation.restartable_workloads (at plan and again at act)."""
     ref = f"{namespace}/{kind}/{name}"
     if not namespace.startswith("streamflow-"):
         raise Refused(f"{ref}: only workloads in streamflow-* namespaces may be restarted")
     if not any((w.namespace, w.kind, w.name) == (namespace, kind, name) for w in allowed):
         listed = ", ".join(f"{w.namespace}/{w.kind}/{w.name}" for w in allowed) or "none"
         raise Refused(f"{ref} is not in remediation.restartable_workloads (allowed: {listed})")
+
+
+def plan_workload_restart(namespace: str, kind: str, name: str, allowed: Sequence[WorkloadRef],
+                          workload: dict | None) -> Plan:
+    """A rollout restart (what `kubectl rollout restart` does) of one allow-listed workload."""
+    ref = f"{namespace}/{kind}/{name}"
+    refuse_unlisted_workload(namespace, kind, name, allowed)
     if workload is None:
         raise Refused(f"{ref} does not exist")
     meta, spec, status = workload.get("metadata", {}), workload.get("spec", {}), workload.get("status", {})

@@ -16,7 +16,8 @@ from streamflow_ops.flink.evaluators import select_job
 from streamflow_ops.flink.probes import FlinkRest
 from streamflow_ops.remediation import actions
 from streamflow_ops.remediation.plans import (
-    Plan, plan_flink_restart, plan_session_terminations, plan_taskmanager_scale, plan_workload_restart,
+    Plan, Refused, plan_flink_restart, plan_session_terminations, plan_taskmanager_scale, plan_workload_restart,
+    refuse_unlisted_workload,
 )
 from streamflow_ops.store import Actor, audited, ensure_ops_schema
 from streamflow_ops.sweep import run_family
@@ -99,15 +100,18 @@ def act_taskmanagers(config: StreamflowOpsConfig, plan: Plan, params: Mapping[st
 def plan_workload(config: StreamflowOpsConfig, params: Mapping[str, Any]) -> Plan:
     namespace, kind, name = params["namespace"], params["kind"], params["name"]
     allowed = config.remediation.restartable_workloads
-    listed = any((w.namespace, w.kind, w.name) == (namespace, kind, name) for w in allowed)
-    # Nothing is read from the API for a workload that is refused anyway.
-    workload = _kube(config).workload(namespace, kind, name) if listed else None
-    return plan_workload_restart(namespace, kind, name, allowed, workload)
+    refuse_unlisted_workload(namespace, kind, name, allowed)  # before any API read
+    return plan_workload_restart(namespace, kind, name, allowed, _kube(config).workload(namespace, kind, name))
 
 
 def act_workload(config: StreamflowOpsConfig, plan: Plan, params: Mapping[str, Any]) -> dict[str, Any]:
     kube, at = _kube(config), datetime.now(timezone.utc)
     for item in plan.items:
+        try:  # the allow-list may have shrunk while the plan waited for its approval
+            refuse_unlisted_workload(item["namespace"], item["kind"], item["name"],
+                                     config.remediation.restartable_workloads)
+        except Refused as exc:
+            raise actions.ActionError(f"no longer allowed, nothing done: {exc}") from None
         kube.rollout_restart(item["namespace"], item["kind"], item["name"], at)
     return {"rows_affected": len(plan.items), "restarted_at": at.isoformat()}
 

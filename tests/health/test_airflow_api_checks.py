@@ -309,6 +309,14 @@ def test_expected_dags_paused_or_not_parsing_is_a_warning(airflow_api, change, f
     assert result.status is Status.WARNING and fragment in result.message
 
 
+def test_expected_dags_without_the_import_errors_is_unknown_not_ok(airflow_api):
+    """Every DAG present and unpaused, but /importErrors refused (a role without that permission): whether
+    they parse is not known, so the check must not read ok."""
+    airflow_api.api.route("GET", "/api/v2/importErrors", (403, {"detail": "Forbidden"}))
+    [result] = [r for r in run_checks(CONFIG, now=NOW) if r.check_name == "airflow.expected_dags"]
+    assert result.status is Status.UNKNOWN and "/api/v2/importErrors" in result.message and "HTTP 403" in result.message
+
+
 def test_family_unreachable_api_is_unknown_everywhere(monkeypatch):
     port = unused_port()
     use_connection(monkeypatch, f"http://127.0.0.1:{port}")

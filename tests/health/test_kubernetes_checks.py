@@ -408,10 +408,10 @@ def test_expected_workloads_not_ready_pod_does_not_count():
 def test_expected_workloads_empty_namespace_is_a_finding_not_silence():
     pods = inventory_pods("streamflow-kafka", drop={p["metadata"]["name"]
                                                      for p in k8s("podlist_streamflow-kafka")["items"]})
-    result = ev.evaluate_expected_workloads("streamflow-kafka", pods, CONFIG.kubernetes.expected_workloads[
-        "streamflow-kafka"], "CeleryExecutor")
+    wanted = CONFIG.kubernetes.expected_workloads["streamflow-kafka"]
+    result = ev.evaluate_expected_workloads("streamflow-kafka", pods, wanted, "CeleryExecutor")
     assert result.status is Status.CRITICAL and result.message.startswith("namespace streamflow-kafka has no pods")
-    assert result.value == 3
+    assert pods == [] and result.value == len(wanted)  # every expected workload short
 
 
 def test_expected_workloads_webserver_or_api_server_and_worker_only_with_celery():

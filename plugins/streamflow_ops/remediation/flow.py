@@ -88,9 +88,11 @@ def real_run() -> bool:
     return True
 
 
-# Never retried: a retry would repeat a non-idempotent action (a PostgreSQL, Kubernetes or Flink error that
-# is not an ActionError, say) without asking again. A failed act is for a person to look at.
-@task(task_id="act", retries=0)
+ACT_DOC = ("Never retried: a retry would repeat a non-idempotent action (a PostgreSQL, Kubernetes or Flink "
+           "error that is not an ActionError, say) without asking again. A failed act is for a person to look at.")
+
+
+@task(task_id="act", retries=0, doc_md=ACT_DOC)
 def act_step(dag_id: str) -> dict:
     from airflow.sdk.exceptions import AirflowFailException
 

@@ -193,26 +193,11 @@ def test_window_without_postgres_skips_destructive_steps_and_is_not_green(world,
     assert (world["logs"] / OLD_LOG).exists()
 
 
-def failing_pod(kube: FakeApi) -> None:
-    """The pod of `airflow db clean` runs and exits 1 (e.g. the metadata DB refused the connection)."""
-    created = serve_pods(kube)
-
-    def read(request):
-        pod = json.loads(json.dumps(created))
-        pod["status"] = {"phase": "Failed", "containerStatuses": [{
-            "name": "base", "ready": False, "restartCount": 0, "image": IMAGE, "imageID": "", "started": False,
-            "state": {"terminated": {"exitCode": 1, "reason": "Error",
-                                     "startedAt": "2026-03-10T03:00:05Z", "finishedAt": "2026-03-10T03:00:09Z"}}}]}
-        return 200, pod
-
-    kube.route("GET", rf"{PODS}/[^/]+", read)
-
-
 @pytest.mark.parametrize("failure", ["pod_exits_1", "no_scheduler_image"])
 def test_housekeeping_with_failed_metadata_cleanup_ends_red(world, monkeypatch, failure):
     world["connect_kubernetes"]()
     if failure == "pod_exits_1":
-        failing_pod(world["kube"])
+        serve_pods(world["kube"], exit_code=1)  # `airflow db clean` exits 1 (say, the metadata DB refused)
     else:
         monkeypatch.setenv("AIRFLOW_VAR_STREAMFLOW_OPS_CONFIG", json.dumps(
             {"housekeeping": {"log_folder": str(world["logs"])}}))

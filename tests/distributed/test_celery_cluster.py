@@ -125,14 +125,20 @@ def _pin(celery_cluster, queue: str, worker: str):
     return undo
 
 
-def test_backup_validated_on_one_worker_is_dumped_and_verified_on_the_other(celery_cluster, api):
+def backup_split_over_workers(celery_cluster, api) -> tuple[str, str]:
+    """postgres_backup with its default-queue tasks (validate) on w1 and its maintenance-queue task (dump)
+    on w2; the workers consume all their queues again afterwards. The run id and its final state."""
     undo = [_pin(celery_cluster, "default", "w1"), _pin(celery_cluster, "maintenance", "w2")]
     try:
         run_id = trigger(api, "postgres_backup")
-        state = wait_for_run(api, "postgres_backup", run_id, timeout=180)
+        return run_id, wait_for_run(api, "postgres_backup", run_id, timeout=180)
     finally:
         for step in undo:
             step()
+
+
+def test_backup_validated_on_one_worker_is_dumped_and_verified_on_the_other(celery_cluster, api):
+    run_id, state = backup_split_over_workers(celery_cluster, api)
     tis = task_instances(api, "postgres_backup", run_id)
     assert state == "success", {t: ti["state"] for t, ti in tis.items()}
     validate, dump = tis["backup.validate"], tis["backup.dump"]
@@ -217,13 +223,7 @@ def test_backup_folder_not_shared_is_refused_before_any_work(celery_cluster, api
     celery_cluster.stop_worker("w2")
     celery_cluster.start_worker("w2", {"backup": {"folder": str(private)}})
     celery_cluster.wait_for_workers()
-    undo = [_pin(celery_cluster, "default", "w1"), _pin(celery_cluster, "maintenance", "w2")]
-    try:
-        run_id = trigger(api, "postgres_backup")
-        state = wait_for_run(api, "postgres_backup", run_id, timeout=180)
-    finally:
-        for step in undo:
-            step()
+    run_id, state = backup_split_over_workers(celery_cluster, api)
     tis = task_instances(api, "postgres_backup", run_id)
     assert state == "failed" and tis["backup.dump"]["state"] == "failed"
     assert tis["backup.dump"]["try_number"] == 1  # refused without retries

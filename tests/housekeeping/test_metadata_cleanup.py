@@ -56,9 +56,11 @@ def test_missing_image_or_connection_fails_before_any_pod(kube, monkeypatch):
     assert kube.requests == []
 
 
-def serve_pods(kube: FakeApi) -> dict:
-    """Answer pod create/read/log/delete like the API server for a pod that runs and exits 0."""
+def serve_pods(kube: FakeApi, exit_code: int = 0) -> dict:
+    """Answer pod create/read/log/delete like the API server for a pod that runs and exits with exit_code
+    (0: Succeeded/Completed; otherwise Failed/Error, e.g. the metadata DB refused the connection)."""
     created: dict = {}
+    phase, reason = ("Succeeded", "Completed") if exit_code == 0 else ("Failed", "Error")
 
     def create(request):
         created.update(request.json(), status={"phase": "Pending"})
@@ -66,9 +68,9 @@ def serve_pods(kube: FakeApi) -> dict:
 
     def read(request):
         pod = json.loads(json.dumps(created))
-        pod["status"] = {"phase": "Succeeded", "containerStatuses": [{
+        pod["status"] = {"phase": phase, "containerStatuses": [{
             "name": "base", "ready": False, "restartCount": 0, "image": IMAGE, "imageID": "", "started": False,
-            "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+            "state": {"terminated": {"exitCode": exit_code, "reason": reason,
                                      "startedAt": "2026-03-10T03:00:05Z", "finishedAt": "2026-03-10T03:00:41Z"}}}]}
         return 200, pod
 

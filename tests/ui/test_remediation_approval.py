@@ -104,6 +104,14 @@ def audit_rows(dsn: str, run_id: str) -> list[tuple]:
                             "where dag_id = %s and run_id = %s", (DAG, run_id)).fetchall()
 
 
+def answer_approval(api, run_id: str, option: str) -> tuple[dict, dict, dict]:
+    """Answer the approve task through the HITL REST API as a person would; the finished run, its task
+    states and the report's XCom."""
+    answer = api.patch(hitl_path(run_id), json={"chosen_options": [option], "params_input": {}})
+    assert answer.status_code == 200, answer.text
+    return finished(api, run_id), states(api, run_id), xcom(api, run_id, "report")
+
+
 def test_approved_through_the_rest_api_acts_once_audits_and_verifies(airflow_ui, kube_api, ui_warehouse, page,
                                                                     artifacts):
     airflow_ui.unpause((DAG,))
@@ -124,11 +132,7 @@ def test_approved_through_the_rest_api_acts_once_audits_and_verifies(airflow_ui,
         page.screenshot(path=str(artifacts / "remediation_approval_form.png"), full_page=True)
         assert kube_api.calls("PATCH") == []
 
-        answer = api.patch(hitl_path(run_id), json={"chosen_options": ["Approve"], "params_input": {}})
-        assert answer.status_code == 200, answer.text
-        run = finished(api, run_id)
-        task_states = states(api, run_id)
-        report = xcom(api, run_id, "report")
+        run, task_states, report = answer_approval(api, run_id, "Approve")
     assert run["state"] == "success", task_states
     assert set(task_states.values()) == {"success"}, task_states
     [patch] = kube_api.calls("PATCH", WORKLOAD)
@@ -144,11 +148,7 @@ def test_rejected_through_the_rest_api_changes_nothing(airflow_ui, kube_api, ui_
     patches_before = len(kube_api.calls("PATCH"))
     with airflow_ui.client() as api:
         run_id = trigger_until_awaiting_approval(api, airflow_ui)
-        answer = api.patch(hitl_path(run_id), json={"chosen_options": ["Reject"], "params_input": {}})
-        assert answer.status_code == 200, answer.text
-        run = finished(api, run_id)
-        task_states = states(api, run_id)
-        report = xcom(api, run_id, "report")
+        run, task_states, report = answer_approval(api, run_id, "Reject")
     assert run["state"] == "success", task_states
     assert task_states == {"plan": "success", "real_run": "success", "approve": "success", "act": "skipped",
                            "verify": "skipped", "report": "success"}

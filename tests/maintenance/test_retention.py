@@ -199,6 +199,11 @@ def test_killed_run_resumes_to_the_same_final_state(crafted, warehouse_db, confi
     committed = sum(int(line) for line in proc.stdout.split())
     assert committed > 0
     assert len(remaining_ids(crafted)) == 30 - committed  # the two committed batches, nothing more
+    # The kill left its trace: the delete's row, committed before the first batch, still open, and its
+    # count committed with each batch (exactly what is gone).
+    trace = crafted.execute("select outcome, finished_at, rows_affected from ops.maintenance_audit "
+                            "where run_id = 'killed' and action = 'bronze_retention.delete'").fetchall()
+    assert trace == [("in progress", None, committed)]
     report = run_retention(crafted, config.warehouse, actor, cutoff=CUTOFF, batch_size=5, dry_run=False)
     assert report.deleted_rows == 26 - committed
     assert remaining_ids(crafted) == {"at-cutoff", "at-cutoff-plus-1s", "old-unpromoted-a", "old-unpromoted-b"}

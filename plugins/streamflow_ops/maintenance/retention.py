@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from streamflow_ops.config import WarehouseConfig
-from streamflow_ops.store import Actor, audited
+from streamflow_ops.store import Actor, audited, note_progress
 from streamflow_ops.sqlfiles import load_sql
 
 _RANGE = re.compile(r"^FOR VALUES FROM \((?P<lo>[^)]*)\) TO \((?P<hi>[^)]*)\)$")
@@ -150,7 +150,7 @@ def run_retention(conn, cfg: WarehouseConfig, actor: Actor, *, cutoff: int, batc
             deleted = promoted - whole_rows  # dropped partitions hold only promoted rows: all would go whole
             record.details["would_delete"] = deleted
         else:
-            deleted = _delete_batches(conn, cfg, cutoff, batch_size, report, record, on_batch)
+            deleted = _delete_batches(conn, cfg, cutoff, batch_size, report, record, actor.ops_schema, on_batch)
         record.rows_affected = 0 if dry_run else deleted
         record.details.update(batches=report.batches, longest_batch_s=round(report.longest_batch_s, 3),
                               unpromoted_kept=report.unpromoted_kept, oldest_unpromoted=report.oldest_unpromoted)
@@ -187,7 +187,7 @@ def _drop_partition(conn, cfg: WarehouseConfig, actor: Actor, part: Partition, c
 
 
 def _delete_batches(conn, cfg: WarehouseConfig, cutoff: int, batch_size: int, report: RetentionReport,
-                    record, on_batch) -> int:
+                    record, ops_schema: str, on_batch) -> int:
     """Walk [MIN, cutoff) in ranges of at most batch_size rows; sweep a range again only if rows stayed."""
     names = _names(cfg)
     range_end = load_sql("retention_range_end.sql", **names)
@@ -200,9 +200,10 @@ def _delete_batches(conn, cfg: WarehouseConfig, cutoff: int, batch_size: int, re
         started = time.monotonic()
         with conn.transaction():
             row = conn.execute(statement, bounds).fetchone()
+            record.rows_affected = deleted + row[0]  # committed with the delete: a killed run's row is exact
+            note_progress(conn, record, ops_schema)
         elapsed = time.monotonic() - started
         deleted += row[0]
-        record.rows_affected = deleted  # a failure later still audits what is already gone
         report.batches += 1
         report.longest_batch_s = max(report.longest_batch_s, elapsed)
         if on_batch is not None:

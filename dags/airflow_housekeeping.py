@@ -1,4 +1,7 @@
-"""Airflow's own housekeeping: old task logs and metadata (runbook section 2.5)."""
+"""Airflow's own housekeeping: old task logs and metadata.
+
+Runbook: Maintenance Windows > Daily Maintenance (03:00 UTC).
+"""
 from __future__ import annotations
 
 from airflow.sdk import Param, dag
@@ -28,7 +31,8 @@ from streamflow_ops.housekeeping.taskgroups import housekeeping_group
     },
     doc_md="""
 ### airflow_housekeeping (manual; dry run by default)
-Runbook 2.5. Works on Airflow 3, where task code may not open the metadata database.
+Runbook: Maintenance Windows > Daily Maintenance (03:00 UTC).
+Works on Airflow 3, where task code may not open the metadata database.
 
 - **task_logs[_QUEUE]**: deletes `*.log` files under `dag_id=*/` in `housekeeping.log_folder` older
   than the retention, on the worker it runs on. One task per worker queue listed in the Airflow config

@@ -1,4 +1,7 @@
-"""Manual bronze retention (runbook 2.2): the window's step, on demand, dry run by default."""
+"""Manual bronze retention: the window's step, on demand, dry run by default.
+
+Runbook: Maintenance Windows > Daily Maintenance (03:00 UTC).
+"""
 from __future__ import annotations
 
 from airflow.sdk import Param, dag
@@ -21,7 +24,7 @@ from streamflow_ops.maintenance.operators import BronzeRetentionOperator
                             description="Rows per delete transaction: smaller batches hold locks for less time."),
     },
     doc_md="""
-### Bronze retention (manual, runbook 2.2)
+### Bronze retention (manual; runbook: Maintenance Windows > Daily Maintenance (03:00 UTC))
 Deletes `bronze.transactions` rows whose `transaction_time` is strictly older than the run's reference
 time (logical date, or run_after) minus `retention_days`, **and only rows already in
 `silver.transactions_enriched`**. Older rows that never reached silver are kept and reported as a

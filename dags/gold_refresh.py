@@ -1,4 +1,7 @@
-"""Manual gold refresh (runbook 2.3): the window's step, on demand."""
+"""Manual gold refresh: the window's step, on demand.
+
+Runbook: Maintenance Windows > Daily Maintenance (03:00 UTC).
+"""
 from __future__ import annotations
 
 from airflow.sdk import dag
@@ -14,7 +17,7 @@ from streamflow_ops.maintenance.operators import GoldRefreshOperator
     tags=["streamflow", "maintenance", "manual"],
     params={"dry_run": dry_run_param(False, "list the views, their order and refresh method")},
     doc_md="""
-### Gold refresh (manual, runbook 2.3)
+### Gold refresh (manual; runbook: Maintenance Windows > Daily Maintenance (03:00 UTC))
 Finds the materialized views in the gold schema, orders them by their dependencies (pg_depend /
 pg_rewrite: a view is refreshed after every view it reads) and refreshes each one: `CONCURRENTLY`
 when the view is populated and has a usable unique index (readers are not blocked), otherwise a plain

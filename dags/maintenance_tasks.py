@@ -1,4 +1,7 @@
-"""The nightly maintenance window (runbook section 2), 03:00 UTC, one run at a time."""
+"""The nightly maintenance window, one run at a time.
+
+Runbook: Maintenance Windows > Daily Maintenance (03:00 UTC).
+"""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -19,25 +22,27 @@ WINDOW_DEADLINE = DeadlineAlert(
     callback=AsyncCallback(notify_slack_overdue, kwargs={
         "slack_webhook_conn_id": "slack_streamflow_alerts",
         "text": ":warning: maintenance_tasks has run for 45 minutes (expected 20-30): check the window "
-                "(runbook section 2) before it collides with the morning load.",
+                "before it collides with the morning load (runbook: "
+                "Maintenance Windows > Daily Maintenance (03:00 UTC)).",
     }),
 )
 
 DOC = """
 ### Nightly maintenance window (03:00 UTC)
-The runbook's manual nightly routine (section 2), automatic, safe and audited. One run at a time
-(`max_active_runs=1`), no catchup, a deadline alert to Slack 45 minutes after the run was queued.
+The runbook's manual nightly routine (Maintenance Windows > Daily Maintenance (03:00 UTC)), automatic,
+safe and audited. One run at a time (`max_active_runs=1`), no catchup, a deadline alert to Slack 45 minutes
+after the run was queued.
 Trigger with `{"dry_run": true}` to see what every step would do without changing anything.
 
 | step | what | runbook |
 |---|---|---|
-| `preflight` | PostgreSQL, Kafka and Flink reachable; the gate: replication lag <= 100 MB, connections < 95 %, no other maintenance run holding the advisory lock, no backup running | 2 (before you start) |
-| `bronze_retention` | deletes promoted `bronze.transactions` rows older than 7 days (from the logical date); whole partitions when partitioned; unpromoted rows are kept and reported | 2.2 |
-| `vacuum` | `VACUUM (ANALYZE)` on the tables with many dead tuples; `FREEZE` near wraparound | 2.1 |
-| `gold_refresh` | refreshes the gold materialized views in dependency order, `CONCURRENTLY` where possible | 2.3 |
-| `backup` | a CloudNativePG `Backup` (the full backup) when `streamflow_kubernetes` is defined, else a `gold_export` of gold (`pg_dump` for other `backup.schemas`), verified by a restore into a scratch database, then folder retention; an audit row per backup (`verified`, `unverified`, `failed`); an unverified or > 10 min backup is a warning in the report | 2.4 |
-| `housekeeping` | task logs older than `housekeeping.log_retention_days` on every worker queue; `airflow db clean` in a pod (skipped, with the reason, where no scheduler image or Kubernetes connection is configured) | 2.5 |
-| `report` | one report of every step: task log, XCom `return_value`, Slack `slack_streamflow_alerts` | 2 (after) |
+| `preflight` | PostgreSQL, Kafka and Flink reachable; the gate: replication lag <= 100 MB, connections < 95 %, no other maintenance run holding the advisory lock, no backup running | Maintenance Windows > Daily Maintenance (03:00 UTC) |
+| `bronze_retention` | deletes promoted `bronze.transactions` rows older than 7 days (from the logical date); whole partitions when partitioned; unpromoted rows are kept and reported | Maintenance Windows > Daily Maintenance (03:00 UTC) |
+| `vacuum` | `VACUUM (ANALYZE)` on the tables with many dead tuples; `FREEZE` near wraparound | PostgreSQL Operations > Manual Vacuum |
+| `gold_refresh` | refreshes the gold materialized views in dependency order, `CONCURRENTLY` where possible | Maintenance Windows > Daily Maintenance (03:00 UTC) |
+| `backup` | a CloudNativePG `Backup` (the full backup) when `streamflow_kubernetes` is defined, else a `gold_export` of gold (`pg_dump` for other `backup.schemas`), verified by a restore into a scratch database, then folder retention; an audit row per backup (`verified`, `unverified`, `failed`); an unverified or > 10 min backup is a warning in the report | Backup and Recovery > Manual Backup Procedures |
+| `housekeeping` | task logs older than `housekeeping.log_retention_days` on every worker queue; `airflow db clean` in a pod (skipped, with the reason, where no scheduler image or Kubernetes connection is configured) | Maintenance Windows > Daily Maintenance (03:00 UTC) |
+| `report` | one report of every step: task log, XCom `return_value`, Slack `slack_streamflow_alerts` | Maintenance Windows > Daily Maintenance (03:00 UTC) |
 
 Each destructive step re-checks the gate and takes the PostgreSQL advisory lock itself; when it
 cannot, it is **skipped** with the reason in the report, and changes nothing. Every action writes a

@@ -26,7 +26,8 @@ ALERT_RETRY_DELAY = timedelta(seconds=30)
                                             "PagerDuty alert is sent")},
     doc_md="""
 ### Platform health sweep (hourly)
-Runs every health check of the operations runbook and tells people what **changed**.
+Runs every health check of the operations runbook (runbook "Service Health Checks"; each result cites
+its own heading) and tells people what **changed**.
 
 1. **check_&lt;family&gt;** (in parallel): Kafka, Flink, PostgreSQL, Kubernetes, Airflow (REST API),
    monitoring (Prometheus, Alertmanager, Grafana) and business (fraud rate, pipeline latency).

@@ -1,4 +1,7 @@
-"""Manual vacuum (runbook 2.1): the window's step, on demand, with explicit tables and FULL."""
+"""Manual vacuum: the window's step, on demand, with explicit tables and FULL.
+
+Runbook: PostgreSQL Operations > Manual Vacuum.
+"""
 from __future__ import annotations
 
 from airflow.sdk import Param, dag
@@ -23,7 +26,7 @@ from streamflow_ops.params import QUALIFIED_TABLE
                                   "Only applies to tables named in 'tables'."),
     },
     doc_md="""
-### PostgreSQL vacuum (manual, runbook 2.1)
+### PostgreSQL vacuum (manual; runbook: PostgreSQL Operations > Manual Vacuum)
 Without `tables`: picks the tables in the configured schemas with more than 100,000 dead tuples or a
 high dead ratio, and runs `VACUUM (ANALYZE)` on each (autocommit). Tables whose `age(relfrozenxid)`
 passes the threshold get `FREEZE` too. With `tables`: exactly those (validated: plain names, inside the

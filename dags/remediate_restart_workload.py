@@ -1,4 +1,7 @@
-"""Runbook "Restart a crashed service": rollout restart of one allow-listed workload, after approval."""
+"""Rollout restart of one allow-listed workload, after approval.
+
+Runbook: Quick Reference > Critical Commands ("Restart a crashed service").
+"""
 from __future__ import annotations
 
 from airflow.sdk import Param, dag

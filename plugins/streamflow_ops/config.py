@@ -315,7 +315,7 @@ class RemediationConfig(Section):
 
     # Where people open the Airflow UI: alerts link to the remediations' trigger forms there.
     airflow_ui_url: str = "http://127.0.0.1:45480"
-    # The only workloads remediate_restart_workload may restart (runbook "Expected pods/deployments").
+    # The only workloads remediate_restart_workload may restart (the runbook's "Expected pods/deployments" lists).
     restartable_workloads: list[WorkloadRef] = [
         WorkloadRef(namespace="streamflow-processing", kind="Deployment", name="flink-jobmanager"),
         WorkloadRef(namespace="streamflow-processing", kind="Deployment", name="flink-taskmanager"),

@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null)
 PG_BIN ?= /usr/lib/postgresql/15/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv system-deps pg-install java-install redis-install celery celery-stop browser-install test image-check demo bench ui ui-stop sandbox-start sandbox-stop sandbox-status sandbox-env clean
+.PHONY: help venv system-deps pg-install monitoring-install java-install redis-install celery celery-stop browser-install test image-check demo bench ui ui-stop sandbox-start sandbox-stop sandbox-status sandbox-env clean
 
 help:
 	@echo "make demo   - install, start the sandbox, run the maintenance window and a health sweep, stop"
@@ -27,7 +27,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-flink.txt
 
 venv: $(VENV)/.installed
 
-system-deps: pg-install java-install redis-install
+system-deps: pg-install monitoring-install java-install redis-install
 
 pg-install:
 	@if [ -x "$(PG_BIN)/postgres" ]; then exit 0; fi; \
@@ -36,6 +36,15 @@ pg-install:
 	echo "installing PostgreSQL 15 from Debian's packages"; \
 	mkdir -p /etc/postgresql-common && echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null
+
+# Prometheus (with promtool), Alertmanager and the Pushgateway: the sandbox's monitoring stack and `promtool test rules`.
+monitoring-install:
+	@if [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] && [ -x /usr/bin/prometheus-alertmanager ] \
+	  && [ -x /usr/bin/prometheus-pushgateway ]; then exit 0; fi; \
+	if [ "$$(id -u)" != "0" ]; then \
+	  echo "Prometheus, Alertmanager or the Pushgateway is missing: run 'sudo make monitoring-install' or 'sudo apt-get install prometheus prometheus-alertmanager prometheus-pushgateway'" >&2; exit 1; fi; \
+	echo "installing Prometheus, Alertmanager and the Pushgateway from Debian's packages"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager prometheus-pushgateway >/dev/null
 
 java-install:
 	@if command -v javac >/dev/null 2>&1; then exit 0; fi; \

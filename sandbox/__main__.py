@@ -1,4 +1,4 @@
-"""python -m sandbox {start,stop,status,env,seed} [--only postgres,kafka,flink] [--live] [--celery]
+"""python -m sandbox {start,stop,status,env,seed} [--only postgres,kafka,flink,monitoring] [--live] [--celery]
 
 python -m sandbox pipeline {pause,resume,slow,stop-producer,start-producer} [--rate N]: faults for the live pipeline
 """
@@ -13,7 +13,7 @@ from sandbox import pipeline
 from sandbox.connections import airflow_env
 from sandbox.proc import Layout, SandboxError
 
-SERVICES = ("postgres", "kafka", "flink")
+SERVICES = ("postgres", "kafka", "flink", "monitoring")
 PIPELINE_ACTIONS = ("pause", "resume", "slow", "stop-producer", "start-producer")
 
 

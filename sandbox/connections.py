@@ -32,4 +32,13 @@ def airflow_env(layout: Layout) -> dict[str, str]:
             "conn_type": "http", "host": "127.0.0.1", "port": layout.flink_rest_port, "schema": "http",
         }),
         "AIRFLOW_VAR_STREAMFLOW_OPS_CONFIG": json.dumps(sandbox_config(layout)),
+        **monitoring_env(layout),
     }
+
+
+def monitoring_env(layout: Layout) -> dict[str, str]:
+    """streamflow_prometheus, streamflow_alertmanager and streamflow_pushgateway: the sandbox's monitoring stack."""
+    return {f"AIRFLOW_CONN_STREAMFLOW_{service.upper()}": json.dumps({
+        "conn_type": "http", "host": "127.0.0.1", "port": port, "schema": "http"})
+        for service, port in (("prometheus", layout.prometheus_port), ("alertmanager", layout.alertmanager_port),
+                              ("pushgateway", layout.pushgateway_port))}

@@ -66,6 +66,23 @@ class Layout:
     def flink_blob_port(self) -> int:
         return self.port_base + 24
 
+    # The monitoring stack (sandbox/monitoring.py); 40-54 stay free even in layouts shifted by up to +7.
+    @property
+    def prometheus_port(self) -> int:
+        return self.port_base + 40
+
+    @property
+    def pushgateway_port(self) -> int:
+        return self.port_base + 41
+
+    @property
+    def alertmanager_port(self) -> int:
+        return self.port_base + 43
+
+    @property
+    def webhook_port(self) -> int:
+        return self.port_base + 44
+
     def service_dir(self, name: str) -> Path:
         path = self.root / name
         path.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,7 @@ IMAGE_LAYOUT = importlib.util.find_spec("sandbox") is None
 if IMAGE_LAYOUT:
     collect_ignore = [p.name for p in Path(__file__).parent.iterdir() if p.is_dir() and p.name != "dags"]
 else:
-    from sandbox import connections, flink, kafka, postgres, seed
+    from sandbox import connections, flink, kafka, monitoring, postgres, seed
     from sandbox.proc import Layout
 
 TEMPLATE_DB = "streamflow_template"
@@ -117,12 +117,32 @@ def flink_service(sandbox_layout):
         flink.stop(sandbox_layout)
 
 
+@pytest.fixture(scope="session")
+def monitoring_service(sandbox_layout):
+    """Prometheus, Alertmanager, the Pushgateway and the webhook receiver of sandbox/monitoring.py."""
+    started = _service(monitoring, sandbox_layout)
+    yield sandbox_layout
+    if started:
+        monitoring.stop(sandbox_layout)
+
+
 @pytest.fixture
 def sandbox_connections(sandbox_layout, monkeypatch):
-    """AIRFLOW_CONN_* for every sandbox service (start the services with their own fixtures)."""
+    """AIRFLOW_CONN_* for every sandbox service (start the services with their own fixtures). The monitoring
+    stack's connections come only with `monitoring_connections`: without them those checks read skipped."""
+    monitoring_keys = connections.monitoring_env(sandbox_layout)
     for key, value in connections.airflow_env(sandbox_layout).items():
-        monkeypatch.setenv(key, value)
+        if key not in monitoring_keys:
+            monkeypatch.setenv(key, value)
     return sandbox_layout
+
+
+@pytest.fixture
+def monitoring_connections(monitoring_service, monkeypatch):
+    """streamflow_prometheus, streamflow_alertmanager and streamflow_pushgateway on the sandbox's stack."""
+    for key, value in connections.monitoring_env(monitoring_service).items():
+        monkeypatch.setenv(key, value)
+    return monitoring_service
 
 
 @pytest.fixture(scope="session")

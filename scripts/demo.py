@@ -48,7 +48,7 @@ def _airflow_env(layout: Layout) -> dict[str, str]:
 
 
 # Runs one DAG with dag.test(). A DAG file that exposes build(deadline=...) is built without its
-# Deadline Alert: on Airflow 3.3.2 dag.test() crashes on a successful DAG that has one (FIELD_NOTES).
+# Deadline Alert: on Airflow 3.3.2 dag.test() crashes on a successful DAG that has one (apache/airflow#73428).
 _RUN_DAG = """
 import importlib.util, json, sys
 dag_id, conf = sys.argv[1], json.loads(sys.argv[2])

@@ -44,7 +44,7 @@ class Section(BaseModel):
 
 
 class WarehouseConfig(Section):
-    """Where the StreamFlow data lives (reference schema of SPEC.md by default)."""
+    """Where the StreamFlow data lives (the reference schema of docs/contract.md by default)."""
 
     conn_id: ConnId = "streamflow_postgres"
     bronze_schema: Identifier = "bronze"

@@ -53,7 +53,7 @@ NAMESPACE_SECTIONS = {
 class CheckSpec:
     """One check (or maintenance action) as the on-call engineer meets it."""
 
-    name: str  # "<component>.<what>", the public check_name of SPEC.md
+    name: str  # "<component>.<what>", the public check_name of docs/contract.md
     family: str  # the sweep family (task check_<family>) or "maintenance"
     runbook: str  # "Section > Heading" of RUNBOOK.md
     first_step: str  # the runbook's first step for a bad state, paraphrased

@@ -1,4 +1,4 @@
--- Reference warehouse schema (SPEC.md): for development and tests only; production owns its own DDL.
+-- Reference warehouse schema (docs/contract.md): for development and tests only; production owns its own DDL.
 create schema if not exists bronze;
 create schema if not exists silver;
 create schema if not exists gold;

@@ -1,22 +1,24 @@
-"""The parts of SPEC.md (../shared/SPEC.md) that the contract tests pin.
+"""The parts of the contract (docs/contract.md) that the contract tests pin.
 
-The DAG table is parsed from SPEC.md itself, so that a DAG the SPEC adds is checked the moment it is
-written down. The Params are prose in SPEC.md ("`retention_days` (int, default 7, 1..365)"); they are
-transcribed here once, and test_spec_dags checks every transcribed DAG is a row of SPEC's table.
+The DAG table is parsed from docs/contract.md itself, so that a DAG the contract adds is checked the moment
+it is written down. The Params are prose there ("`retention_days` (int, default 7, 1..365)"); they are
+transcribed here once, and test_spec_dags checks every transcribed DAG is a row of the contract's table.
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-SPEC_MD = Path(__file__).resolve().parents[3] / "shared" / "SPEC.md"
+SPEC_MD = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
 
-# SPEC's schedule column in words -> the schedules that say the same thing to Airflow.
-SCHEDULES = {"manual": {None}, "hourly": {"@hourly", "0 * * * *"}, "03:00 UTC daily": {"0 3 * * *"}}
+# The contract's schedule column in words -> the schedules that say the same thing to Airflow.
+SCHEDULES = {"manual": {None}, "hourly": {"@hourly", "0 * * * *"}, "03:00 UTC daily": {"0 3 * * *"},
+             "Sunday 02:00 UTC": {"0 2 * * 0", "0 2 * * SUN", "0 2 * * sun"},
+             "Sunday 04:00 UTC": {"0 4 * * 0", "0 4 * * SUN", "0 4 * * sun"}}
 
 
 def spec_dags() -> dict[str, str]:
-    """dag_id -> SPEC's schedule words, from the table under '## DAGs'."""
+    """dag_id -> the contract's schedule words, from the table under '## DAGs'."""
     text = SPEC_MD.read_text()
     section = text.split("\n## DAGs\n", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `([a-z_]+)` \| ([^|]+?) \|", section, flags=re.MULTILINE)
@@ -24,7 +26,7 @@ def spec_dags() -> dict[str, str]:
     return dict(rows)
 
 
-# Param -> what SPEC.md says about it. "default" absent: SPEC leaves the default to the product.
+# Param -> what docs/contract.md says about it. "default" absent: SPEC leaves the default to the product.
 # "minimum"/"maximum": the bounds SPEC names; "enum_includes": values SPEC names; "type": JSON schema type
 # (a Param may also allow null where SPEC says "optional" or "empty: the config's default").
 DESTRUCTIVE_DRY_RUN = {"type": "boolean", "default": True}
@@ -65,6 +67,14 @@ PARAMS: dict[str, dict[str, dict]] = {
         "kind": {"enum_includes": ["Deployment", "StatefulSet"]},
         "name": {},
     },
+    "weekly_review": {"dry_run": {"type": "boolean", "default": False}},
+    "recover_bronze": {
+        "dry_run": DESTRUCTIVE_DRY_RUN,
+        "start": {},
+        "end": {},
+        "topic": {"default": "transactions.raw"},
+    },
+    "restore_drill": {"dry_run": {"type": "boolean"}},
 }
 
 # Values SPEC's bounds, types, enums and identifier rules refuse, per DAG and param.

@@ -1,4 +1,4 @@
-"""SPEC.md's DAGs and Params, pinned: ids, schedules, defaults and bounds, and bad input refused."""
+"""docs/contract.md's DAGs and Params, pinned: ids, schedules, defaults and bounds, and bad input refused."""
 from __future__ import annotations
 
 import functools

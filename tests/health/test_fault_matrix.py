@@ -96,7 +96,7 @@ def test_broker_down(live, private_kafka):
 def produce(layout: Layout, per_partition: int) -> None:
     from confluent_kafka import Producer
 
-    # One message per request: Tansu miscounts high watermarks of batched produces (FIELD_NOTES).
+    # One message per request: Tansu miscounts high watermarks of batched produces (Tansu 0.6.0).
     producer = Producer({"bootstrap.servers": sandbox_kafka.bootstrap(layout), "batch.num.messages": 1,
                          "linger.ms": 0})
     for partition in range(sandbox_kafka.PARTITIONS):

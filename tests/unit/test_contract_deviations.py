@@ -1,5 +1,5 @@
-"""Issue 15's contract deviations, pinned at SPEC.md's band edges; expected statuses come from SPEC's
-wording written out here, not from the product's helpers."""
+"""Issue 15's contract deviations, pinned at the band edges of docs/contract.md; expected statuses come
+from its wording written out here, not from the product's helpers."""
 from __future__ import annotations
 
 import typing

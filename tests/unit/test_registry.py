@@ -1,5 +1,5 @@
-"""The check registry against the documents it cites: RUNBOOK.md's headings, SPEC.md's check table and
-the README's check list. Headings and tables are parsed here, independently of the product."""
+"""The check registry against what it is held to: the runbook heading index, the contract's check names
+(docs/contract.md) and the generated docs/checks.md. The documents are parsed here, independently of the product."""
 from __future__ import annotations
 
 import importlib
@@ -14,7 +14,6 @@ from streamflow_ops.results import Status
 from tests.runbook import HEADINGS
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
 
 
 def citations() -> list[tuple[str, str]]:
@@ -26,11 +25,10 @@ def citations() -> list[tuple[str, str]]:
     return cited
 
 
-def test_runbook_parser_sees_the_runbook():
-    # Known anchors of RUNBOOK.md, so an empty or broken parse cannot make the next test pass vacuously.
+def test_runbook_index_has_the_known_anchors():
+    # Known anchors of the runbook, so an empty index cannot make the next test pass vacuously.
     assert {"Alert Response Procedures > Alert: KafkaConsumerLagHigh",
             "Service Health Checks > 3. PostgreSQL Cluster (streamflow-data namespace)"} <= HEADINGS
-    assert not any("Expected" in h or "Check Kafka pods" in h for h in HEADINGS)  # comments in code blocks
 
 
 @pytest.mark.parametrize("where, heading", citations())
@@ -58,18 +56,18 @@ def test_threshold_keys_and_connections_are_config_keys():
 
 
 def spec_table_checks() -> set[str]:
-    """check_name column of SPEC.md's '## Health checks' table."""
-    section = (SHARED / "SPEC.md").read_text().split("\n## Health checks", 1)[1].split("\n## ", 1)[0]
-    names = set(re.findall(r"^\| ([a-z]+\.[a-z_]+)", section, flags=re.MULTILINE))
+    """The check names listed under docs/contract.md's '## Checks'."""
+    section = (REPO / "docs" / "contract.md").read_text().split("\n## Checks\n", 1)[1].split("\n## ", 1)[0]
+    names = set(re.findall(r"\b([a-z]+\.[a-z_]+[a-z])(?:,|\.\n|\.$)", section, flags=re.MULTILINE))
     assert len(names) > 20
     return names
 
 
-def readme_checks() -> set[str]:
-    """The backticked check names of the README's check list (table under the Health sweep section)."""
-    text = (REPO / "README.md").read_text()
-    section = text.split("\n### Every check and its runbook section", 1)[1].split("\n### ", 1)[0]
-    rows = re.findall(r"^\| `([a-z]+\.[a-z_]+)` \| ([^|]+) \|", section, flags=re.MULTILINE)
+def checks_md_rows() -> set[str]:
+    """The backticked check names of docs/checks.md's health sweep table, with their headings."""
+    text = (REPO / "docs" / "checks.md").read_text()
+    section = text.split("\n## Health sweep", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([a-z]+\.[a-z_]+)` \|[^|]*\|[^|]*\| ([^|]+) \|", section, flags=re.MULTILINE)
     return {name: heading.strip() for name, heading in rows}
 
 
@@ -77,12 +75,12 @@ def sweep_specs() -> dict[str, registry.CheckSpec]:
     return {name: spec for name, spec in registry.SPECS.items() if spec.in_sweep}
 
 
-def test_every_spec_check_is_in_the_registry():
+def test_every_contract_check_is_in_the_registry():
     assert spec_table_checks() <= set(sweep_specs())
 
 
-def test_readme_lists_every_sweep_check_with_its_heading():
-    listed = readme_checks()
+def test_checks_md_lists_every_sweep_check_with_its_heading():
+    listed = checks_md_rows()
     assert set(listed) == set(sweep_specs())
     assert listed == {name: spec.runbook for name, spec in sweep_specs().items()}
 

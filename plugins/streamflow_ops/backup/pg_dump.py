@@ -3,8 +3,8 @@
 The table row counts in the manifest are taken in the very snapshot pg_dump dumps (pg_export_snapshot +
 `pg_dump --snapshot`), so the verification can demand exact equality even while writers are busy.
 A materialized view's rows are recorded too, for information only: the dump carries its definition and
-a REFRESH, so a restore recomputes it from the restored tables (FIELD_NOTES "pg_dump and materialized
-views"). The password reaches pg_dump through PGPASSWORD in its environment, never on the command line.
+a REFRESH, so a restore recomputes it from the restored tables (seen with PostgreSQL 15's
+pg_dump). The password reaches pg_dump through PGPASSWORD in its environment, never on the command line.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ What a pg_dump restore can promise, and so what is compared on a live warehouse:
 - tables: exact row counts against the counts taken in the dump's own snapshot;
 - materialized views: present, populated when the source was, and a REFRESH succeeds in the restore.
   Never their row counts: the dump carries no view rows, the restore recomputes them from the restored
-  tables, which are newer than the view was (FIELD_NOTES "pg_dump and materialized views");
+  tables, which are newer than the view was (seen with PostgreSQL 15's pg_dump);
 - object counts per schema and kind (tables, views, indexes, sequences, functions).
 A mismatch is a VerificationError, an AirflowFailException: retrying the same dump cannot change it.
 """

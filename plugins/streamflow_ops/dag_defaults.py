@@ -5,10 +5,32 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import Param, conf
 
+from streamflow_ops.params import undeclared_keys
+
 OWNER = "streamflow-sre"
 START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def refuse_undeclared_conf(context) -> None:
+    """Every task's pre_execute (DEFAULT_ARGS): a run whose conf has keys its DAG does not declare is refused.
+
+    Airflow merges undeclared conf keys into the params without a schema (a Param schema cannot reject
+    extra keys), so a typo or a key meant for another DAG would silently change nothing, or something.
+    Every task refuses, not only the first: steps that run after anything (trigger_rule all_done) must not
+    act on a run that was refused. AirflowFailException: retrying cannot fix the conf.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    dag = context["dag"]
+    unknown = undeclared_keys(context["dag_run"].conf, dag.params)
+    if unknown:
+        raise AirflowFailException(f"conf keys {unknown} are not params of {dag.dag_id} (it takes "
+                                   f"{sorted(dag.params) or 'none'}): refused, nothing was done")
+
+
 DEFAULT_ARGS = {
     "owner": OWNER,
+    "pre_execute": refuse_undeclared_conf,
     "retries": 2,
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": True,
@@ -44,5 +66,17 @@ def dry_run_param(default: bool, what: str) -> Param:
 
 
 def reference_time(context) -> datetime:
-    """SPEC: a run's reference time is its logical date, or its run_after where the logical date is null."""
-    return context.get("logical_date") or context["dag_run"].run_after
+    """SPEC: a run's reference time is its logical date, or its run_after where the logical date is null.
+
+    A logical date later than run_after is refused (AirflowFailException: no retries): Airflow 3.3 accepts
+    a future date at trigger time, and a year typed ahead would move every cutoff into the kept days.
+    Every caller asks for the reference time before any destructive work, so the refusal changes nothing.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    logical, run_after = context.get("logical_date"), context["dag_run"].run_after
+    if logical is not None and run_after is not None and logical > run_after:
+        raise AirflowFailException(
+            f"logical date {logical.isoformat()} is later than this run's run_after {run_after.isoformat()}: "
+            f"refused before any work, nothing was changed. Trigger again without a future logical date.")
+    return logical or run_after

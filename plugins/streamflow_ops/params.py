@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 _IDENT = r"[a-z_][a-z0-9_]{0,62}"
@@ -65,3 +66,9 @@ def table_list(name: str, value: Any, schemas: list[str]) -> list[tuple[str, str
         if (match[1], match[2]) not in tables:
             tables.append((match[1], match[2]))
     return tables
+
+
+def undeclared_keys(conf: Mapping[str, Any] | None, declared: Iterable[str]) -> list[str]:
+    """The keys of a run's conf that are not params of its DAG (sorted): they would reach no form, no
+    schema and no step's checks, e.g. {"full": true, "tables": [...]} given to a DAG that has neither."""
+    return sorted(set(conf or {}) - set(declared))

@@ -108,8 +108,9 @@ class MetadataCleanupOperator(BaseOperator):
         return KubernetesPodOperator(task_id=self.task_id, **self.pod_settings(config, params, reference))
 
     def execute(self, context) -> dict[str, Any]:
+        reference = reference_time(context)  # a future logical date fails, also where cleanup would be skipped
         try:
-            self._pod_operator = self.pod_operator(get_config(), context["params"], reference_time(context))
+            self._pod_operator = self.pod_operator(get_config(), context["params"], reference)
         except ParamError as exc:
             raise AirflowFailException(str(exc)) from None
         except AirflowFailException as exc:

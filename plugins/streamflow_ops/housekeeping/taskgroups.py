@@ -45,6 +45,7 @@ def task_logs(queue: str | None, wired: list[str]) -> dict[str, Any]:
     """
     config = get_config()
     ctx = get_current_context()
+    reference = reference_time(ctx)  # a future logical date is refused before anything is touched
     params = ctx["params"]
     days = params.get("log_retention_days") or config.housekeeping.log_retention_days
     dry_run = bool(params.get("dry_run", False))
@@ -63,7 +64,7 @@ def task_logs(queue: str | None, wired: list[str]) -> dict[str, Any]:
             return {**outcome, "skipped": reason, "removed": [], "bytes": 0, "kept": 0}
         ensure_ops_schema(conn, config.warehouse.ops_schema)
         with audited(conn, actor, AUDIT_ACTION, f"{socket.gethostname()}:{root}", dry_run) as record:
-            plan = clean_task_logs(root, reference_time(ctx), days, dry_run)
+            plan = clean_task_logs(root, reference, days, dry_run)
             record.rows_affected = len(plan.remove)
             record.details.update(retention_days=days, bytes=plan.bytes, kept=len(plan.keep),
                                   paths=[f.path for f in plan.remove[:AUDITED_PATHS]])

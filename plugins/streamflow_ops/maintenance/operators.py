@@ -136,13 +136,14 @@ class BronzeRetentionOperator(MaintenanceOperator):
         self.batch_size = batch_size
 
     def validate(self, context, config):
-        return {"retention_days": int_param("retention_days",
+        return {"reference": reference_time(context),  # a future logical date is refused here, before any SQL
+                "retention_days": int_param("retention_days",
                                             self.arg(context, "retention_days", config.retention.retention_days), 1, 365),
                 "batch_size": int_param("batch_size", self.arg(context, "batch_size", config.retention.batch_size),
                                         1, 1_000_000)}
 
     def act(self, conn, context, config, actor, args, dry_run):
-        reference = reference_time(context)
+        reference = args["reference"]
         report = run_retention(conn, config.warehouse, actor, dry_run=dry_run, batch_size=args["batch_size"],
                                cutoff=cutoff_epoch(reference, args["retention_days"]))
         self.log.info(report.summary)

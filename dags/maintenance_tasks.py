@@ -40,7 +40,7 @@ Trigger with `{"dry_run": true}` to see what every step would do without changin
 | `bronze_retention` | deletes promoted `bronze.transactions` rows older than 7 days (from the logical date); whole partitions when partitioned; unpromoted rows are kept and reported | Maintenance Windows > Daily Maintenance (03:00 UTC) |
 | `vacuum` | `VACUUM (ANALYZE)` on the tables with many dead tuples; `FREEZE` near wraparound | PostgreSQL Operations > Manual Vacuum |
 | `gold_refresh` | refreshes the gold materialized views in dependency order, `CONCURRENTLY` where possible | Maintenance Windows > Daily Maintenance (03:00 UTC) |
-| `backup` | a CloudNativePG `Backup` (the full backup) when `streamflow_kubernetes` is defined, else a `gold_export` of gold (`pg_dump` for other `backup.schemas`), verified by a restore into a scratch database, then folder retention; an audit row per backup (`verified`, `unverified`, `failed`); an unverified or > 10 min backup is a warning in the report | Backup and Recovery > Manual Backup Procedures |
+| `backup` | a CloudNativePG `Backup` (the full backup; recorded `completed`) when `streamflow_kubernetes` is defined, else a `pg_dump` of bronze, silver and gold whose restore verification runs right after the window (`postgres_backup_verify`, on the backup's asset: `unverified`, pending, until it passes); an audit row per backup; an unverified (verify=false) or > 10 min backup is a warning in the report (docs/backups.md) | Backup and Recovery > Manual Backup Procedures |
 | `housekeeping` | task logs older than `housekeeping.log_retention_days` on every worker queue; `airflow db clean` in a pod (skipped, with the reason, where no scheduler image or Kubernetes connection is configured) | Maintenance Windows > Daily Maintenance (03:00 UTC) |
 | `report` | one report of every step: task log, XCom `return_value`, Slack `slack_streamflow_alerts` | Maintenance Windows > Daily Maintenance (03:00 UTC) |
 
@@ -67,7 +67,7 @@ def build(deadline: DeadlineAlert | None = WINDOW_DEADLINE):
         retention = BronzeRetentionOperator(task_id="bronze_retention")
         vacuum = VacuumOperator(task_id="vacuum", trigger_rule="all_done")
         gold = GoldRefreshOperator(task_id="gold_refresh", trigger_rule="all_done")
-        backup = runs_after_anything(backup_group())
+        backup = runs_after_anything(backup_group(verify_after=True))
         housekeeping = runs_after_anything(housekeeping_group(metadata_optional=True, fail_on_problem=False))
         steps = [retention, vacuum, gold, backup, housekeeping]
         chain(preflight(), *steps, report(task_ids(*steps)))

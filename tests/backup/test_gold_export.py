@@ -143,13 +143,17 @@ def test_an_unverified_backup_runs_no_retention_a_verified_one_does(warehouse_db
     config = backup_config(tmp_path, keep_days=7)
     summary = export(config, verify=False, now=now)
     assert summary["outcome"] == "unverified" and summary["removed"] == []  # no retention after it
-    assert len([p for p in tmp_path.iterdir()]) == 5
+    # ... but the folder a killed run left (manifest still "dumped", 8 days old) is swept even so, audited.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([older, newest_verified, unverified,
+                                                                 Path(summary["location"]).name])
+    (swept,) = audit_rows(warehouse_db, action="backup_retention")
+    assert (swept["outcome"], swept["rows_affected"], swept["details"]["partial_removed"]) == ("success", 1, [killed])
     summary = export(config, now=now + timedelta(seconds=2))
     # The new verified backup is now the one to keep: every folder older than keep_days goes, audited.
-    assert sorted(summary["removed"]) == sorted([older, newest_verified, unverified, killed])
+    assert sorted(summary["removed"]) == sorted([older, newest_verified, unverified])
     assert [r["outcome"] for r in audit_rows(warehouse_db)] == ["unverified", "verified"]
-    (pruned,) = audit_rows(warehouse_db, action="backup_retention")
-    assert (pruned["outcome"], pruned["rows_affected"], pruned["target"]) == ("success", 4, str(tmp_path))
+    (_, pruned) = audit_rows(warehouse_db, action="backup_retention")
+    assert (pruned["outcome"], pruned["rows_affected"], pruned["target"]) == ("success", 3, str(tmp_path))
     assert sorted(pruned["details"]["removed"]) == sorted(summary["removed"])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(pruned["details"]["kept"])
 
@@ -166,7 +170,8 @@ def test_share_marker_proves_the_folder_is_shared(tmp_path):
 
 @pytest.mark.parametrize("param, config_method, schemas_param, schemas, kube, expected", [
     (None, "auto", False, ["gold"], True, "cnpg"),           # the window with Kubernetes: the full backup
-    (None, "auto", False, ["gold"], False, "gold_export"),   # without: gold's rows as data
+    (None, "auto", False, ["gold"], False, "pg_dump"),       # without: the standalone fallback (full dump)
+    (None, "auto", True, ["gold"], False, "gold_export"),    # gold asked for: gold's rows as data
     (None, "auto", True, ["gold"], True, "gold_export"),     # schemas asked for: a logical backup
     (None, "auto", False, ["gold", "silver"], False, "pg_dump"),
     (None, "pg_dump", False, ["gold"], True, "pg_dump"),     # the config decides

@@ -138,11 +138,11 @@ def test_failed_backup_deletes_nothing_and_is_audited(warehouse_db, tmp_path):
         script.chmod(script.stat().st_mode | stat.S_IXUSR)
     with pytest.raises(RuntimeError, match="pg_dump failed .*connection to server lost"):
         backup(backup_config(dumps, pg_bin_dir=str(bin_dir), keep_days=1))
-    names = sorted(p.name for p in dumps.iterdir())
-    assert names[0] == old.name and len(names) == 2
-    assert read_manifest(dumps / names[1])["status"] == "failed"
+    # The older verified backup is untouched; the failed one's partial folder is gone (it can never restore).
+    assert sorted(p.name for p in dumps.iterdir()) == [old.name]
     (row,) = audit_rows(warehouse_db)
     assert row["outcome"] == "failed" and "connection to server lost" in row["details"]["error"]
+    assert row["details"]["folder_removed"] is True and Path(row["target"]).parent == dumps
 
 
 def test_dry_run_dumps_nothing_and_lists_what_retention_would_remove(warehouse_db, tmp_path):

@@ -60,7 +60,7 @@ def test_default_gold_backup_is_a_verified_gold_export_then_unverified_warns(set
     assert (check["check_name"], check["status"]) == ("maintenance.backup", "ok")
     config = load_config({"backup": {"folder": str(folder)}})
     [age] = [r for r in run_checks(config) if r.check_name == "postgres.backup_age"]
-    assert age.status.value == "ok" and age.message.startswith("last verified backup 0.0 h ago")
+    assert age.status.value == "ok" and age.message.startswith("last good backup (verified or CNPG completed) 0.0 h ago")
 
     dr = load_dag("postgres_backup").test(run_conf={"schemas": ["gold"], "verify": False})
     assert dr.state == "success", states(dr)
@@ -98,7 +98,7 @@ def _cnpg_api(api, final: dict):
     return created
 
 
-def test_cnpg_backup_created_awaited_verified_and_audited(setup, tmp_path, monkeypatch):
+def test_cnpg_backup_created_awaited_checked_and_audited_completed(setup, tmp_path, monkeypatch):
     """With the Kubernetes connection defined and no schemas, the backup is CloudNativePG's."""
     from tests.fakes.http_api import FakeApi
 
@@ -111,10 +111,19 @@ def test_cnpg_backup_created_awaited_verified_and_audited(setup, tmp_path, monke
     assert states(dr)["backup.dump"] == "skipped" and states(dr)["backup.cnpg_verify"] == "success"
     assert created["spec"] == {"cluster": {"name": "streamflow-postgres"}, "method": "barmanObjectStore"}
     assert created["metadata"]["name"].startswith("streamflow-postgres-sfo-")
+    # Nothing was restored: the CR completed and the Cluster records it, so `completed`, never `verified`.
     ((action, outcome, dry_run, details),) = audit(conn)
-    assert (action, outcome, dry_run) == ("backup", "verified", False)
+    assert (action, outcome, dry_run) == ("backup", "completed", False)
     assert details["method"] == "cnpg" and details["location"] == "s3://streamflow-backups/streamflow-postgres"
-    assert details["endWal"] == "000000010000000000000009" and details["verified"] is True
+    assert details["endWal"] == "000000010000000000000009" and details["verified"] is False
+    assert details["checked"] is True
+    # postgres.backup_age counts a completed CNPG Backup as a good backup (from the audit alone here).
+    from streamflow_ops.config import load_config
+    from streamflow_ops.postgres.checks import run_checks
+
+    monkeypatch.delenv("AIRFLOW_CONN_STREAMFLOW_KUBERNETES")
+    [age] = [r for r in run_checks(load_config()) if r.check_name == "postgres.backup_age"]
+    assert age.status.value == "ok" and age.details["sources"]["ops.maintenance_audit"] is not None, age
 
 
 def test_failed_cnpg_backup_writes_a_failed_audit_row(setup, tmp_path, monkeypatch):

@@ -1,5 +1,7 @@
-"""The audit rows of backups: outcomes `verified`, `unverified` (verify=false or not verifiable yet) and
-`failed`, plus `dry_run`. `postgres.backup_age` counts `verified` rows only."""
+"""The audit rows of backups: outcomes `verified` (restored and compared), `completed` (a CNPG Backup that
+completed: nothing was restored), `unverified` (verify=false, or verification pending after the window:
+details.verification = "pending") and `failed`, plus `dry_run`. `postgres.backup_age` counts `verified`
+and `completed` rows (GOOD)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -10,7 +12,10 @@ from streamflow_ops.connections import warehouse_connection
 from streamflow_ops.store import Actor
 from streamflow_ops.store import AuditRecord, ensure_ops_schema, write_audit
 
-VERIFIED, UNVERIFIED, FAILED, DRY_RUN = "verified", "unverified", "failed", "dry_run"
+VERIFIED, COMPLETED, UNVERIFIED, FAILED, DRY_RUN = "verified", "completed", "unverified", "failed", "dry_run"
+GOOD = (VERIFIED, COMPLETED)
+# Manifest status of a dump whose verification runs after the window (postgres_backup_verify).
+PENDING = "pending"
 BACKUP_ACTION = "backup"
 SCRATCH_DROP_ACTION = "backup_scratch_drop"
 RETENTION_ACTION = "backup_retention"

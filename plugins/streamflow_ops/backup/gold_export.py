@@ -30,7 +30,13 @@ import psycopg
 from psycopg import sql
 
 from streamflow_ops.backup.folder import disk_size, dumped_manifest, read_manifest, sha256_file, write_manifest
-from streamflow_ops.backup.pg_dump import RELATION_KINDS, DumpError, backup_lock, snapshot_transaction
+from streamflow_ops.backup.pg_dump import (
+    RELATION_KINDS,
+    DumpError,
+    backup_lock,
+    session_settings,
+    snapshot_transaction,
+)
 from streamflow_ops.backup.verify import VerificationError, scratch_database
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.connections import warehouse_connection
@@ -65,10 +71,13 @@ def _ddl(conn, schemas: list[str], relations: list[dict[str, Any]]) -> str:
     return "".join(f"{s.as_string(conn)};\n" for s in statements)
 
 
-def _restore_script(conn, relations: list[dict[str, Any]]) -> str:
+def _restore_script(conn, relations: list[dict[str, Any]], settings: dict[str, str]) -> str:
     lines = ["-- Restore this gold export into an EMPTY database, from this folder:",
              "--   cd <this folder> && psql -v ON_ERROR_STOP=1 -d <database> -f restore.sql",
-             "\\set ON_ERROR_STOP on", "begin;", f"\\i {SCHEMA_FILE}"]
+             "\\set ON_ERROR_STOP on", "begin;",
+             # The COPY files were written under these: read them back the same way (DateStyle, TimeZone).
+             *(f"set local {name} = {sql.Literal(value).as_string(conn)};" for name, value in settings.items()),
+             f"\\i {SCHEMA_FILE}"]
     for rel in relations:
         target = sql.Identifier(rel["schema"], rel["name"]).as_string(conn)
         lines.append(f"\\copy {target} from program 'gzip -dc {rel['file']}'")
@@ -87,6 +96,7 @@ def take_export(config: StreamflowOpsConfig, schemas: list[str], folder: Path) -
     with warehouse_connection(config.warehouse, autocommit=True, statement_timeout_s=cfg.statement_timeout_s) as conn, \
             backup_lock(conn), snapshot_transaction(conn):
         server_version = conn.execute("show server_version").fetchone()[0]
+        settings = session_settings(conn)
         for oid, schema, name, kind, populated in conn.execute(load_sql("backup_export_relations.sql"),
                                                                 {"schemas": schemas}).fetchall():
             if not populated:
@@ -113,7 +123,7 @@ def take_export(config: StreamflowOpsConfig, schemas: list[str], folder: Path) -
                               "file_sha256": sha256_file(path), "file_bytes": path.stat().st_size})
         (folder / SCHEMA_FILE).write_text(_ddl(conn, schemas, relations))
         (folder / INDEX_FILE).write_text("".join(f"{d};\n" for d in indexes))
-        (folder / RESTORE_FILE).write_text(_restore_script(conn, relations))
+        (folder / RESTORE_FILE).write_text(_restore_script(conn, relations, settings))
     manifest = dumped_manifest(
         "gold_export", started_at, started,
         schemas=schemas,
@@ -122,6 +132,7 @@ def take_export(config: StreamflowOpsConfig, schemas: list[str], folder: Path) -
         size_bytes=disk_size(folder / DATA_DIR) + sum((folder / f).stat().st_size
                                                       for f in (SCHEMA_FILE, INDEX_FILE, RESTORE_FILE)),
         server_version=server_version,
+        settings=settings,
         relations=relations,
         indexes=len(indexes),
         files_sha256={f: sha256_file(folder / f) for f in (SCHEMA_FILE, INDEX_FILE)},
@@ -134,6 +145,8 @@ def restore_export(conn, folder: Path) -> None:
     """Load an export into the (empty) database of `conn`: tables, rows, indexes, in one transaction."""
     manifest = read_manifest(folder)
     with conn.transaction():
+        for name, value in (manifest.get("settings") or {}).items():  # read the files as they were written
+            conn.execute(load_sql("backup_set_local.sql"), {"name": name, "value": value})
         conn.execute((folder / SCHEMA_FILE).read_text())
         for rel in manifest["relations"]:
             with conn.cursor() as cur, cur.copy(load_sql("backup_export_copy_in.sql",
@@ -179,7 +192,7 @@ def verify_export(config: StreamflowOpsConfig, folder: Path, run: Actor) -> dict
     started = time.monotonic()
     manifest = read_manifest(folder)
     check_files(folder, manifest)
-    with scratch_database(config, run) as scratch, \
+    with scratch_database(config, run, manifest.get("settings")) as scratch, \
             warehouse_connection(config.warehouse, database=scratch,
                                  statement_timeout_s=config.backup.verify_timeout_s) as conn:
         log.info("restoring gold export %s into scratch database %s (dropped afterwards)", folder, scratch)

@@ -30,6 +30,9 @@ BACKUP_LOCK_KEY = 0x5F0BACC0
 RELATION_KINDS = {"r": "table", "p": "partitioned_table", "m": "materialized_view", "v": "view", "S": "sequence",
                   "f": "foreign_table", "i": "index"}
 TABLE_KINDS = ("r", "p")
+# What decides how values print and parse as text (COPY files, ::text, the digests, a view casting a
+# timestamptz to text). Manifests record the source session's; every scratch database gets them.
+SESSION_SETTINGS = ("timezone", "datestyle", "intervalstyle", "extra_float_digits")
 
 
 class BackupBusyError(RuntimeError):
@@ -94,6 +97,11 @@ def inventory(conn, schemas: list[str], count_materialized_views: bool = True) -
     return {"relations": relations, "object_counts": dict(sorted(counts.items()))}
 
 
+def session_settings(conn) -> dict[str, str]:
+    """SESSION_SETTINGS as this connection's session has them (recorded in the manifest as "settings")."""
+    return dict(conn.execute(load_sql("backup_session_settings.sql"), {"names": list(SESSION_SETTINGS)}).fetchall())
+
+
 def dump_argv(cfg: BackupConfig, dump_path: Path, schemas: list[str], snapshot: str) -> list[str]:
     """The pg_dump command line: no credentials in it, only what to dump and how."""
     argv = [str(Path(cfg.pg_bin_dir) / "pg_dump"), "--no-password", f"--format={cfg.dump_format}",
@@ -144,6 +152,7 @@ def take_dump(config: StreamflowOpsConfig, requested: list[str], dump_schemas: l
             backup_lock(conn), snapshot_transaction(conn):
         snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
         server_version = conn.execute("show server_version").fetchone()[0]
+        settings = session_settings(conn)
         contents = inventory(conn, dump_schemas)
         argv = dump_argv(cfg, dump_path, dump_schemas, snapshot)
         log.info("running %s", " ".join(argv))  # no secret in argv: the password is in PGPASSWORD
@@ -166,6 +175,7 @@ def take_dump(config: StreamflowOpsConfig, requested: list[str], dump_schemas: l
         sha256=digest,
         files_sha256=files,
         server_version=server_version,
+        settings=settings,
         pg_dump_version=tool_version,
         **contents,
     )

@@ -3,8 +3,11 @@
 Method when neither the `method` param nor `backup.method` names one ("auto"):
 - `cnpg` (the full backup, runbook "Backup and Recovery") whenever the Kubernetes connection is defined and
   no `schemas` param asks for a logical backup;
-- otherwise `gold_export` when the schemas are exactly the gold schema (its rows as data, no silver),
+- without Kubernetes and without a `schemas` param: the standalone fallback, `pg_dump` of bronze, silver
+  AND gold (SPEC "Backups": bronze is the archive, the last copy of anything older than Kafka's 3 days);
+- with a `schemas` param: `gold_export` when it is exactly the gold schema (its rows as data, no silver),
   and `pg_dump` of the schemas for anything else.
+`backup.schemas` is what a method named by param or config backs up when no `schemas` param is given.
 """
 from __future__ import annotations
 
@@ -46,9 +49,15 @@ def choose_method(param_method: str | None, config_method: str, schemas_param: b
         return param_method
     if config_method != "auto":
         return config_method
-    if kubernetes_defined and not schemas_param:
-        return "cnpg"
+    if not schemas_param:
+        return "cnpg" if kubernetes_defined else "pg_dump"
     return "gold_export" if schemas == [gold_schema] else "pg_dump"
+
+
+def fallback_schemas(config: StreamflowOpsConfig) -> list[str]:
+    """What the standalone fallback dumps: the whole warehouse, bronze (the archive), silver and gold."""
+    wh = config.warehouse
+    return list(dict.fromkeys([wh.bronze_schema, wh.silver_schema, wh.gold_schema]))
 
 
 def resolve_request(params: Mapping[str, Any], config: StreamflowOpsConfig,
@@ -68,6 +77,9 @@ def resolve_request(params: Mapping[str, Any], config: StreamflowOpsConfig,
         kubernetes_defined = connection_defined(config.kubernetes.conn_id)
     method = choose_method(params.get("method"), config.backup.method, bool(params.get("schemas")), schemas,
                            config.warehouse.gold_schema, kubernetes_defined)
+    if method == "pg_dump" and not params.get("method") and config.backup.method == "auto" \
+            and not params.get("schemas"):
+        schemas = fallback_schemas(config)
     verify = params.get("verify")
     return BackupRequest(method=method, schemas=tuple(schemas), verify=True if verify is None else bool(verify),
                          dry_run=bool(params.get("dry_run", False)))

@@ -28,6 +28,12 @@ class BackupEntry:
     taken_at: datetime
     verified: bool
     kind: str = ""  # what it can restore: backup_kind() of its manifest
+    status: str = ""  # the manifest's status; "" when there is no readable manifest
+
+
+# Manifest statuses of a folder that can never become a backup once no run works on it any more: no
+# manifest yet or "dumped" (killed mid-dump or mid-verify), "failed" (its removal failed).
+PARTIAL = ("", "dumped", "failed")
 
 
 @dataclass
@@ -50,6 +56,13 @@ def plan_retention(entries: list[BackupEntry], now: datetime, keep_days: int) ->
     return plan
 
 
+def partial_folders(entries: list[BackupEntry], now: datetime, max_age_s: float) -> list[str]:
+    """Folders left by killed or failed backups, older than any backup or verification may still run
+    (max_age_s): removed whether or not a backup verifies, so they never pile up. Pure."""
+    return [e.name for e in sorted(entries, key=lambda e: e.taken_at)
+            if e.status in PARTIAL and (now - e.taken_at).total_seconds() > max_age_s]
+
+
 def backup_kind(manifest: dict) -> str:
     """What a backup can restore: its method and the schemas asked for."""
     return f"{manifest.get('method', '')}:{','.join(sorted(manifest.get('schemas') or ()))}"
@@ -67,7 +80,8 @@ def scan(root: Path) -> list[BackupEntry]:
             manifest = json.loads((path / MANIFEST).read_text())
         except (OSError, ValueError):
             manifest = {}
-        entries.append(BackupEntry(path.name, taken_at, manifest.get("status") == VERIFIED, backup_kind(manifest)))
+        entries.append(BackupEntry(path.name, taken_at, manifest.get("status") == VERIFIED, backup_kind(manifest),
+                                   str(manifest.get("status") or "")))
     return entries
 
 

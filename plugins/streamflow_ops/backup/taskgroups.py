@@ -5,16 +5,18 @@ config (backup.*) decides (request.py: cnpg when Kubernetes is defined, else gol
 Shape: validate -> [dump | cnpg_create -> cnpg_wait -> cnpg_verify] -> result. The branch not taken is
 skipped; `result` runs when nothing failed and returns CheckResults, so the window's report shows an
 unverified or slow backup as a warning. Input errors and verification mismatches fail without retries.
+With `verify_after` (the window) a pg_dump's restore verification runs after the window: the dump task
+updates BACKUP_ASSET, on which the DAG postgres_backup_verify is scheduled (`verify_pending_backups`).
 """
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow.sdk import get_current_context, task, task_group
+from airflow.sdk import Asset, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from streamflow_ops.backup.audit import DRY_RUN, FAILED, record_backup, UNVERIFIED, VERIFIED
+from streamflow_ops.backup.audit import COMPLETED, DRY_RUN, FAILED, record_backup, UNVERIFIED
 from streamflow_ops.backup.cnpg import (
     backup_body,
     backup_details,
@@ -38,7 +40,7 @@ from streamflow_ops.backup.request import (
     FILE_METHODS,
     resolve_request,
 )
-from streamflow_ops.backup.runner import run_file_backup
+from streamflow_ops.backup.runner import run_file_backup, verify_pending
 from streamflow_ops.backup.sensors import CnpgBackupSensor
 from streamflow_ops.backup.verify import VerificationError
 from streamflow_ops.config import get_config
@@ -46,6 +48,10 @@ from streamflow_ops.connections import warehouse_connection
 from streamflow_ops.dag_defaults import maintenance_task_args
 from streamflow_ops.store import Actor
 from streamflow_ops.timeutil import parse_time
+
+
+# Updated by a window's dump whose verification is pending; postgres_backup_verify is scheduled on it.
+BACKUP_ASSET = Asset("streamflow_ops_backup_pending_verification")
 
 
 def _run_info():
@@ -66,8 +72,12 @@ def _fail_on_bad_input(fn, *args):
         raise AirflowFailException(str(exc)) from None
 
 
-def backup_group(group_id: str = "backup", *, deferrable: bool = True):
-    """Build the backup task group in the current DAG; returns the group (chain it like a task)."""
+def backup_group(group_id: str = "backup", *, deferrable: bool = True, verify_after: bool = False):
+    """Build the backup task group in the current DAG; returns the group (chain it like a task).
+
+    :param verify_after: verify a pg_dump after the run (postgres_backup_verify, on BACKUP_ASSET) instead
+        of inside it: the nightly window, where a full restore does not fit.
+    """
 
     @task(task_id="validate")
     def validate() -> dict[str, Any]:
@@ -84,15 +94,17 @@ def backup_group(group_id: str = "backup", *, deferrable: bool = True):
         print(f"backup method {request.method}: {request.to_dict()}")
         return {**request.to_dict(), "dump_schemas": dump_schemas}
 
-    @task(task_id="dump", **maintenance_task_args())
+    @task(task_id="dump", outlets=[BACKUP_ASSET] if verify_after else [], **maintenance_task_args())
     def dump(request: dict[str, Any]) -> dict[str, Any]:
-        """pg_dump or gold_export: dump, verify in a scratch database, audit, then apply retention."""
+        """pg_dump or gold_export: dump, verify in a scratch database (or leave it pending for
+        postgres_backup_verify), audit, then apply retention."""
         if request["method"] not in FILE_METHODS:
             raise AirflowSkipException(f"method is {request['method']}")
         config = get_config()
         marker = _fail_on_bad_input(check_share_marker, config.backup.folder, _share_token())
         print(f"backup.folder {config.backup.folder} is shared: marker from {marker['host']} read here")
-        summary = run_file_backup(config, BackupRequest.from_dict(request), request["dump_schemas"], _run_info())
+        summary = run_file_backup(config, BackupRequest.from_dict(request), request["dump_schemas"], _run_info(),
+                                  verify_after=verify_after)
         remove_share_marker(config.backup.folder, _share_token())
         return summary
 
@@ -124,7 +136,8 @@ def backup_group(group_id: str = "backup", *, deferrable: bool = True):
 
     @task(task_id="cnpg_verify")
     def cnpg_verify(request: dict[str, Any], backup: dict[str, Any]) -> dict[str, Any]:
-        """The CR completed with a WAL range, and the Cluster records it; then the audit row."""
+        """The CR completed with a WAL range, and the Cluster records it; then the audit row, `completed`:
+        nothing was restored, so never `verified` (only restore_drill's recovery cluster proves that)."""
         config = get_config()
         details = backup_details(backup)
         problems = verify_backup(backup, fetch_cluster(config)) if request["verify"] else []
@@ -133,7 +146,8 @@ def backup_group(group_id: str = "backup", *, deferrable: bool = True):
             record_backup(config, _run_info(), target=details["location"], dry_run=False, outcome=FAILED,
                           started_at=started_at, details={**details, "problems": problems})
             raise VerificationError(f"CNPG backup {details['backup']} is not verified: " + "; ".join(problems))
-        details.update(verified=request["verify"], outcome=VERIFIED if request["verify"] else UNVERIFIED)
+        details.update(verified=False, checked=request["verify"],
+                       outcome=COMPLETED if request["verify"] else UNVERIFIED)
         record_backup(config, _run_info(), target=details["location"], dry_run=False, outcome=details["outcome"],
                       started_at=started_at, details=details)
         return details
@@ -154,3 +168,17 @@ def backup_group(group_id: str = "backup", *, deferrable: bool = True):
         result(dumped, cnpg_verify(request, waited.output))
 
     return backup()
+
+
+@task(task_id="verify", **maintenance_task_args())
+def verify_pending_backups() -> list[dict[str, Any]]:
+    """Restore every pending dump the window left into a scratch database and compare it with its snapshot;
+    only then is it `verified` (audit row, manifest) and folder retention runs. A mismatch fails without
+    retries naming the backup (which is removed); an unreachable server is retried, the dump stays pending."""
+    done = verify_pending(get_config(), _run_info())
+    for summary in done:
+        print(f"verified {summary['location']}: {summary['verify_duration_s']} s, retention removed "
+              f"{summary['removed']}")
+    if not done:
+        print(f"no backup pending verification in {get_config().backup.folder}")
+    return done

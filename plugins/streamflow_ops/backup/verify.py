@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator
 
 import psycopg
 from airflow.sdk.exceptions import AirflowFailException
+from psycopg import sql
 
 from streamflow_ops.backup.audit import SCRATCH_DROP_ACTION, record_backup
 from streamflow_ops.backup.folder import checksums, read_manifest
@@ -107,13 +108,20 @@ def drop_stale_scratch_databases(admin, config: StreamflowOpsConfig, run: Actor,
 
 
 @contextmanager
-def scratch_database(config: StreamflowOpsConfig, run: Actor) -> Iterator[str]:
-    """A new empty database for one restore, dropped in every case; stale ones are dropped first."""
+def scratch_database(config: StreamflowOpsConfig, run: Actor, settings: dict[str, str] | None = None) -> Iterator[str]:
+    """A new empty database for one restore, dropped in every case; stale ones are dropped first.
+
+    `settings` (a manifest's "settings") become the database's defaults, so every session of the restore
+    reads and prints values like the source did: a source in another TimeZone compares like with like.
+    Reusable as it is by a restore drill."""
     with warehouse_connection(config.warehouse, autocommit=True) as admin:
         drop_stale_scratch_databases(admin, config, run)
         name = scratch_name(time.time())
         admin.execute(load_sql("backup_create_database.sql", database=name))
         try:
+            for setting, value in (settings or {}).items():
+                admin.execute(load_sql("backup_scratch_setting.sql", database=name, setting=setting,
+                                       value=sql.Literal(value)))
             yield name
         finally:
             admin.execute(load_sql("backup_drop_database.sql", database=name))
@@ -151,7 +159,7 @@ def verify_dump(config: StreamflowOpsConfig, folder: Path, run: Actor) -> dict[s
     manifest = read_manifest(folder)
     check_checksum(folder, manifest)
     dump_path = folder / manifest["dump"]
-    with scratch_database(config, run) as scratch:
+    with scratch_database(config, run, manifest.get("settings")) as scratch:
         log.info("restoring %s into scratch database %s (dropped afterwards)", dump_path, scratch)
         argv = [str(Path(cfg.pg_bin_dir) / "pg_restore"), "--no-password", "--exit-on-error",
                 "--no-owner", "--no-privileges", f"--dbname={scratch}", f"--jobs={cfg.jobs}", str(dump_path)]

@@ -103,9 +103,14 @@ def evaluate_txid_wraparound(databases: Sequence[dict], cfg: PostgresChecksConfi
                    details={"databases": {d["datname"]: d["xid_age"] for d in databases}})
 
 
+# Audit outcomes postgres.backup_age counts (SPEC "Backups"): restored and compared, or a CNPG Backup completed.
+GOOD_BACKUP = ("verified", "completed")
+
+
 def evaluate_backup_age(backups: dict[str, datetime | None], errors: dict[str, str], now: datetime,
                         cfg: PostgresChecksConfig, latest: dict | None = None) -> CheckResult:
-    """backups: newest VERIFIED backup per source (audit, cnpg); errors: sources that could not be read;
+    """backups: newest GOOD backup per source (audit: `verified` or `completed`; cnpg); errors: sources that
+    could not be read;
     latest: the newest recorded backup of any finished outcome (finished_at, outcome, duration_s, target).
 
     Age bands: ok < 26 h, warning 26-50 h (26 h exactly is a warning), critical > 50 h or none. At least
@@ -122,23 +127,25 @@ def evaluate_backup_age(backups: dict[str, datetime | None], errors: dict[str, s
             return _result(BACKUP_AGE, Status.UNKNOWN, threshold=threshold, details=details,
                            message="could not read any backup source: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
         unverified = (f"; the newest backup ({latest['finished_at']:%Y-%m-%d %H:%M} UTC, {latest['target']}) is "
-                      f"unverified" if latest and latest["outcome"] != "verified" else "")
+                      f"unverified" if latest and latest["outcome"] not in GOOD_BACKUP else "")
         return _result(BACKUP_AGE, Status.CRITICAL, threshold=threshold, details=details,
-                       message=f"no verified backup recorded ({', '.join(backups)}){unverified}; run postgres_backup "
+                       message=f"no verified or completed backup recorded ({', '.join(backups)}){unverified}; run postgres_backup "
                                f"with verify=true")
     source, newest = max(known.items(), key=lambda kv: kv[1])
     age_h = (now - newest).total_seconds() / 3600
     status = (Status.CRITICAL if age_h > cfg.backup_age_critical_h
               else Status.WARNING if age_h >= cfg.backup_age_warning_h else Status.OK)
     notes = []
-    if latest and latest["outcome"] != "verified" and latest["finished_at"] > newest:
+    if latest and latest["outcome"] not in GOOD_BACKUP and latest["finished_at"] > newest:
         notes.append(f"the newest backup ({latest['finished_at']:%Y-%m-%d %H:%M} UTC, {latest['target']}) is "
-                     f"unverified: nothing proves it restores; run postgres_backup with verify=true")
+                     f"unverified (verify=false, or its verification after the window has not passed yet): "
+                     f"nothing proves it restores; see postgres_backup_verify, or run postgres_backup with "
+                     f"verify=true")
     if latest and latest.get("duration_s") is not None and latest["duration_s"] > cfg.backup_duration_warning_s:
         notes.append(f"the last backup took {latest['duration_s']:.0f} s, longer than the runbook's "
                      f"{cfg.backup_duration_warning_s} s: check the backup target's throughput and the database size")
     if notes and status is Status.OK:
         status = Status.WARNING
     return _result(BACKUP_AGE, status, value=round(age_h, 2), threshold=threshold, details=details,
-                   message="; ".join([f"last verified backup {age_h:.1f} h ago ({newest:%Y-%m-%d %H:%M} UTC, "
+                   message="; ".join([f"last good backup (verified or CNPG completed) {age_h:.1f} h ago ({newest:%Y-%m-%d %H:%M} UTC, "
                                       f"from {source})", *notes]))

@@ -1,0 +1,1 @@
+alter database {database} set {setting} to {value}

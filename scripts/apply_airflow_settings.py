@@ -2,6 +2,9 @@
 
 Usage: python -m scripts.apply_airflow_settings [airflow_settings.yaml] [--no-connections].
 Idempotent: entries are created or overwritten; nothing else in the metadata database is touched.
+For the sandbox's own Airflow only (`make ui`, `make celery`): it overwrites connections and the
+`streamflow_ops_config` Variable with the sandbox's, so never point it at a shared or production Airflow
+(docs/deploy_astro.md).
 """
 from __future__ import annotations
 

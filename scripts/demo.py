@@ -2,7 +2,8 @@
 sweep, print their reports and what the pipeline wrote meanwhile, stop.
 
 It uses its own sandbox profile (.sandbox/demo, ports 45600+) with freshly seeded data, runs each DAG
-with `airflow dags test` (full logs under .sandbox/demo/logs/), prints the DAGs' `report` XComs and
+with `dag.test()` in a fresh interpreter and judges it by the run's state, never by `airflow dags test`'s
+exit code (apache/airflow#73428; full logs under .sandbox/demo/logs/), prints the DAGs' `report` XComs and
 stops every service it started, whatever happens.
 """
 from __future__ import annotations

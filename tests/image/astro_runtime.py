@@ -12,16 +12,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Astro Runtime build -> Apache Airflow. Sources: the runtime catalog entries in astronomer/astro-cli's
-# tests (e.g. pkg/imagebuild/runtimepython_test.go: "3.3-8" airflowVersion 3.3.2, stable, released
-# 2026-09-23, Pythons 3.12/3.13/3.14; "3.3-7" 3.3.1; "3.3-1" 3.3.0); projects pinned to 3.3-2 report
-# Airflow 3.3.0. The image carries Astronomer's build of that version (3.3.2+astro.N).
-# `docker run --rm <image> airflow version` is the final word; change this table and the Dockerfile
-# together.
+# Astro Runtime build -> Apache Airflow, from Astronomer's runtime feed (https://updates.astronomer.io/
+# astronomer-runtime, `runtimeVersionsV3.<build>.metadata.airflowVersion`) as cut on 2026-09-25 into
+# astronomer/astro-cli's pkg/runtimeversions/testdata/catalog.json (real entries; only 3.4-1, 3.5-1 and
+# 3.6-1 there are synthetic): 3.3-1 and 3.3-2 are Airflow 3.3.0, 3.3-8 (released 2026-09-23, Pythons
+# 3.12/3.13/3.14) is 3.3.2. The image carries Astronomer's build of that version (3.3.2+astro.N);
+# `docker run --rm <image> airflow version` is the final word. Change this table and the Dockerfile together.
 RUNTIME_AIRFLOW = {
     "3.3-1": "3.3.0",
     "3.3-2": "3.3.0",
-    "3.3-7": "3.3.1",
     "3.3-8": "3.3.2",
 }
 

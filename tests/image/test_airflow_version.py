@@ -4,8 +4,11 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.image.astro_runtime import (
     BUNDLED_PROVIDERS,
@@ -15,7 +18,7 @@ from tests.image.astro_runtime import (
     dockerfile_runtime,
     pinned_version,
 )
-from tests.image.image_check import runtime_constraints
+from tests.image.image_check import current_venv, runtime_constraints
 
 
 def test_dockerfile_runtime_carries_the_dev_venvs_airflow():
@@ -53,17 +56,62 @@ def test_pinned_version_needs_exactly_one_pin(tmp_path):
         pinned_version("apache-airflow", requirements)
 
 
-def _resolves_on_the_runtime(tmp_path, requirements: str) -> subprocess.CompletedProcess:
-    (tmp_path / "constraints.txt").write_text(runtime_constraints())
-    (tmp_path / "requirements.txt").write_text(requirements)
-    return subprocess.run([shutil.which("uv"), "pip", "compile", "-q", "--python-version", "3.11",
-                           "-c", "constraints.txt", "requirements.txt"],
-                          check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+def installed_versions(python: Path) -> dict[str, str]:
+    """Distribution name (canonical) -> version, read from a venv's *.dist-info folders: no network."""
+    found = {}
+    for meta in python.parent.parent.glob("lib/python*/site-packages/*.dist-info/METADATA"):
+        head = meta.read_text(errors="replace").split("\n\n", 1)[0]
+        headers = dict(line.split(": ", 1) for line in head.splitlines() if ": " in line)
+        found[canonicalize_name(headers["Name"])] = headers["Version"]
+    return found
 
 
-def test_requirements_resolve_on_the_runtimes_bundled_providers(tmp_path):
-    """What the image build does with requirements.txt; the dev venv's newer pins would not resolve."""
-    ours = _resolves_on_the_runtime(tmp_path, (REPO / "requirements.txt").read_text())
-    assert ours.returncode == 0, ours.stderr
-    newer = _resolves_on_the_runtime(tmp_path, "apache-airflow-providers-http==6.3.0\n")
-    assert newer.returncode != 0 and "apache-airflow-providers-common-compat" in newer.stderr
+def conflicts(requirements: list[str], installed: dict[str, str]) -> list[str]:
+    """The requirement lines the installed versions do not satisfy (missing counts as not satisfied)."""
+    bad = []
+    for line in requirements:
+        req = Requirement(line)
+        version = installed.get(canonicalize_name(req.name))
+        if version is None or not req.specifier.contains(version, prereleases=True):
+            bad.append(f"{line} (installed: {version})")
+    return bad
+
+
+def requirement_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith(("#", "-"))]
+
+
+@pytest.fixture(scope="module")
+def image_venv() -> Path:
+    python = current_venv()
+    assert python is not None, "the image-shaped venv is missing or stale: run `make image-check` (network once)"
+    return python
+
+
+def test_requirements_resolve_on_the_runtimes_bundled_providers(image_venv):
+    """What the image build does with requirements.txt, checked offline in the venv `make image-check` built
+    under the runtime's constraints: every pin installed as written, the bundled providers at the runtime's
+    versions, and every installed package's own requirements met (`uv pip check` reads only metadata)."""
+    installed = installed_versions(image_venv)
+    wanted = requirement_lines((REPO / "requirements.txt").read_text()) + requirement_lines(runtime_constraints())
+    assert conflicts(wanted, installed) == []
+    check = subprocess.run([shutil.which("uv"), "pip", "check", "--offline", "--python", str(image_venv)],
+                           check=False, capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_newer_provider_would_not_fit_the_runtime(image_venv):
+    # providers-http 6.3.0 needs common-compat>=1.17; the runtime bundles 1.15.0 (why http is pinned 6.0.4).
+    installed = installed_versions(image_venv)
+    compat = "apache-airflow-providers-common-compat"
+    assert installed[compat] == BUNDLED_PROVIDERS[compat]
+    assert conflicts(["apache-airflow-providers-common-compat>=1.17"], installed)
+    assert conflicts(["apache-airflow-providers-http==6.3.0"], installed)
+    assert conflicts(["no-such-package==1.0"], installed)
+
+
+def test_pytest_timeout_is_in_the_image(image_venv):
+    """pytest.ini sets `timeout`: without pytest-timeout `astro dev pytest` warns 'Unknown config option'."""
+    assert "pytest-timeout" in installed_versions(image_venv)
+    requirements = requirement_lines((REPO / "requirements.txt").read_text())
+    assert "pytest-timeout" in {Requirement(line).name for line in requirements}

@@ -85,3 +85,10 @@ create table if not exists {ops}.alert_state (
     updated_at        timestamptz not null default now(),
     primary key (check_name, subject)
 );
+
+-- The weekly review (weekly_review DAG): one report per week, the week that starts on week_start.
+create table if not exists {ops}.weekly_review (
+    week_start date        primary key,
+    created_at timestamptz not null default now(),
+    report     jsonb       not null
+);

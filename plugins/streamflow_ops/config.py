@@ -339,6 +339,23 @@ class RemediationConfig(Section):
     statement_timeout_s: PositiveInt = 30
 
 
+class ReportsConfig(Section):
+    # Where reports with files (the weekly review's report.md, report.json and charts) are written; like
+    # backup.folder, a volume every worker that writes or reads them shares.
+    folder: str = "/usr/local/airflow/reports"
+
+
+class ReviewConfig(Section):
+    """weekly_review (runbook "Maintenance Windows > Weekly Maintenance (Sunday 02:00 UTC)")."""
+
+    # A rule whose weekly alert count moved by more than this share of last week's count is flagged for review.
+    rule_change_ratio: Positive = 0.5
+    # Optional Slack API connection (a bot token): the charts are uploaded to alerting.slack_channel with it.
+    slack_api_conn_id: ConnId = "slack_streamflow_api"
+    # The checks listed as the noisiest, and the worst findings posted to Slack.
+    top_n: Annotated[int, Field(ge=1, le=50)] = 5
+
+
 class StreamflowOpsConfig(Section):
     warehouse: WarehouseConfig = WarehouseConfig()
     retention: RetentionConfig = RetentionConfig()
@@ -355,6 +372,8 @@ class StreamflowOpsConfig(Section):
     business: BusinessConfig = BusinessConfig()
     alerting: AlertingConfig = AlertingConfig()
     remediation: RemediationConfig = RemediationConfig()
+    reports: ReportsConfig = ReportsConfig()
+    review: ReviewConfig = ReviewConfig()
 
 
 def load_config(overrides: dict[str, Any] | str | None = None) -> StreamflowOpsConfig:

@@ -29,7 +29,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(("kafka", "flink", "postgres", "kubernetes", "airflow_api", "monitoring", "business"),
                     FAMILIES),
     **dict.fromkeys(("maintenance", "backup", "housekeeping", "alerting", "sweep", "sweep_tasks", "preflight",
-                     "metrics", "remediation", "diagnosis"), ACTIONS),
+                     "metrics", "remediation", "diagnosis", "review", "recovery"), ACTIONS),
 }
 REASONS = ("# parse time:", "# cycle:")
 

@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.for_containers:
             layout = layout.for_containers(args.advertise_host)
         if args.command == "start":
+            layout.reserve_ports()  # the whole profile, before any service binds (or loses) one
             for name in services:
                 _module(name).start(layout)
                 print(_module(name).status(layout))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
+PROFILE_PORTS = 100  # a profile owns port_base .. port_base + 99
 
 
 class SandboxError(RuntimeError):
@@ -40,6 +41,13 @@ class Layout:
         root = Path(os.environ.get("STREAMFLOW_SANDBOX_DIR", REPO / default_dir)).resolve()
         base = int(os.environ.get("STREAMFLOW_SANDBOX_PORT_BASE", default_base))
         return cls(root=root, port_base=base)
+
+    def reserve_ports(self) -> None:
+        """Reserve the profile's whole range (port_base .. +PROFILE_PORTS-1) before any service starts.
+
+        Reserving each port only as its service starts left the others open to ephemeral assignment
+        meanwhile (a Tansu of a test profile lost base+96 that way: AddrInUse)."""
+        reserve_ports(self.port_base, self.port_base + PROFILE_PORTS - 1)
 
     def for_containers(self, advertised_host: str | None = None) -> Layout:
         """This profile bound to every interface, so that Airflow in containers (astro dev start) reaches
@@ -120,8 +128,8 @@ def _covers(reserved: str, port: int) -> bool:
     return False
 
 
-def reserve_port(port: int) -> None:
-    """Keep the kernel from handing `port` out as an ephemeral port (best effort: root only).
+def reserve_ports(low: int, high: int) -> None:
+    """Keep the kernel from handing ports low..high out as ephemeral ports (best effort: root only).
 
     Our ports lie inside Linux's ephemeral range (32768-60999): on a busy machine an outgoing connection
     can hold one for a moment, and a broker that binds it then dies with "Address in use". Reserved
@@ -137,6 +145,10 @@ def reserve_port(port: int) -> None:
 
 def ensure_port_free(port: int, service: str) -> None:
     reserve_port(port)
+def reserve_port(port: int) -> None:
+    reserve_ports(port, port)
+
+
     if port_in_use(port):
         raise SandboxError(
             f"{service}: port {port} on 127.0.0.1 is already in use by another process; "

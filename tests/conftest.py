@@ -49,6 +49,12 @@ else:
 TEMPLATE_DB = "streamflow_template"
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Reserve the profile's whole port range before any fixture starts a service (Layout.reserve_ports)."""
+    if not IMAGE_LAYOUT:
+        Layout.from_env().reserve_ports()
+
+
 @pytest.fixture(scope="session")
 def sandbox_layout() -> Layout:
     return Layout.from_env()

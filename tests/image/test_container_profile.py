@@ -4,6 +4,9 @@ Containers reach the host as host.docker.internal, never as 127.0.0.1, so the se
 every interface, and Kafka must advertise an address that both the containers and this machine reach
 (a client bootstraps, then connects to the advertised address). Each test uses its own ports next to
 the session's profile (base + 3 / + 4: PostgreSQL base+35/36, Kafka base+95/96) and stops what it started.
+
+Test traffic stays on loopback: "every interface" is tested through the alias 127.0.0.2, which a service
+bound to 0.0.0.0 answers and one bound to 127.0.0.1 does not; never through the machine's network address.
 """
 from __future__ import annotations
 
@@ -22,12 +25,7 @@ from sandbox.proc import Layout
 from tests.image.astro_runtime import REPO
 
 
-def _host_address() -> str:
-    """This machine's first non-loopback IPv4 address, as `hostname -I` lists it."""
-    listed = subprocess.run(["hostname", "-I"], check=True, capture_output=True, text=True).stdout.split()
-    address = next((a for a in listed if "." in a and not a.startswith("127.")), None)
-    assert address, f"no IPv4 address in `hostname -I`: {listed}"
-    return address
+ALIAS = "127.0.0.2"  # another loopback address: reached only by a service that listens on every interface
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -49,14 +47,14 @@ def _brokers(layout: Layout) -> set[tuple[str, int]]:
 
 
 def test_kafka_for_containers_listens_everywhere_and_advertises_the_given_host(tmp_path, sandbox_layout):
-    address = _host_address()
+    address = ALIAS
     loopback = Layout(root=tmp_path / "loopback", port_base=sandbox_layout.port_base + 3)
     shared = Layout(root=tmp_path / "containers", port_base=sandbox_layout.port_base + 4)
     try:
         started = _sandbox(loopback, "start", "--only", "kafka")
         assert started.returncode == 0, started.stderr
         assert _brokers(loopback) == {("127.0.0.1", loopback.kafka_port)}
-        assert not _reachable(address, loopback.kafka_port)
+        assert _reachable("127.0.0.1", loopback.kafka_port) and not _reachable(address, loopback.kafka_port)
 
         started = _sandbox(shared, "start", "--for-containers", "--advertise-host", address, "--only", "kafka")
         assert started.returncode == 0, started.stderr
@@ -71,8 +69,8 @@ def test_kafka_for_containers_listens_everywhere_and_advertises_the_given_host(t
             assert "kafka (tansu): stopped" in stopped.stdout, stopped.stderr
 
 
-def test_postgres_for_containers_accepts_password_logins_on_the_host_address(tmp_path, sandbox_layout):
-    address = _host_address()
+def test_postgres_for_containers_accepts_password_logins_on_another_address(tmp_path, sandbox_layout):
+    address = ALIAS
     layout = Layout(root=tmp_path, port_base=sandbox_layout.port_base + 4).for_containers(address)
     base = postgres._paths(layout)[0]
     try:
@@ -87,9 +85,9 @@ def test_postgres_for_containers_accepts_password_logins_on_the_host_address(tmp
             shutil.rmtree(base.parent, ignore_errors=True)
 
 
-def test_flink_for_containers_binds_every_interface_and_keeps_its_own_addresses(tmp_path):
-    loopback = Layout(root=tmp_path / "loopback", port_base=45400)
-    shared = Layout(root=tmp_path / "containers", port_base=45400).for_containers("192.0.2.10")
+def test_flink_for_containers_binds_every_interface_and_keeps_its_own_addresses(tmp_path, sandbox_layout):
+    loopback = Layout(root=tmp_path / "loopback", port_base=sandbox_layout.port_base + 4)
+    shared = Layout(root=tmp_path / "containers", port_base=sandbox_layout.port_base + 4).for_containers(ALIAS)
     confs = {name: yaml.safe_load((flink._write_conf(layout, flink.flink_home()) / "config.yaml").read_text())
              for name, layout in (("loopback", loopback), ("containers", shared))}
 

@@ -1,6 +1,9 @@
 """Sandbox ports are reserved against ephemeral assignment, merged into what the kernel list holds."""
 from __future__ import annotations
 
+import importlib
+import os
+
 from sandbox import proc
 
 
@@ -26,3 +29,33 @@ def test_an_unwritable_sysctl_is_not_an_error(tmp_path, monkeypatch):
     monkeypatch.setattr(proc, "RESERVED_PORTS", tmp_path / "missing" / "ip_local_reserved_ports")
     proc.reserve_port(45532)  # best effort: the port check that follows still reports a clash
     assert not (tmp_path / "missing").exists()
+
+
+def test_a_profile_reserves_its_whole_range_once(tmp_path, monkeypatch):
+    sysctl = tmp_path / "ip_local_reserved_ports"
+    sysctl.write_text("8080,45596\n")
+    monkeypatch.setattr(proc, "RESERVED_PORTS", sysctl)
+    layout = proc.Layout(root=tmp_path, port_base=45500)
+    layout.reserve_ports()
+    layout.reserve_ports()
+    assert sysctl.read_text() == "8080,45596,45500-45599"
+    proc.reserve_port(45532)  # a service start inside the reserved profile adds nothing
+    assert sysctl.read_text() == "8080,45596,45500-45599"
+
+
+def test_every_port_a_profile_uses_lies_in_its_reserved_range(tmp_path):
+    layout = proc.Layout(root=tmp_path, port_base=45500)
+    ports = {name: getattr(layout, name) for name in dir(proc.Layout)
+             if name.endswith("_port") and isinstance(getattr(proc.Layout, name), property)}
+    assert len(ports) >= 5, ports
+    assert {name: port for name, port in ports.items()
+            if not layout.port_base <= port < layout.port_base + proc.PROFILE_PORTS} == {}
+
+
+def test_the_test_session_reserves_its_profile_before_any_service_starts():
+    """tests/conftest.py's pytest_sessionstart, on this very session (root on this machine)."""
+    reserved = proc.RESERVED_PORTS.read_text()
+    layout = proc.Layout.from_env()
+    if os.geteuid() == 0:
+        assert all(proc._covers(reserved, port) for port in range(layout.port_base, layout.port_base + 100))
+    assert hasattr(importlib.import_module("tests.conftest"), "pytest_sessionstart")

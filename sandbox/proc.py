@@ -133,22 +133,24 @@ def reserve_ports(low: int, high: int) -> None:
 
     Our ports lie inside Linux's ephemeral range (32768-60999): on a busy machine an outgoing connection
     can hold one for a moment, and a broker that binds it then dies with "Address in use". Reserved
-    ports are skipped by automatic assignment; explicit binds, like ours, still work.
+    ports are skipped by automatic assignment; explicit binds, like ours, still work. The kernel's list
+    is replaced on write, so what it holds is kept and the range appended.
     """
     try:
         reserved = RESERVED_PORTS.read_text()
-        if not _covers(reserved, port):
-            RESERVED_PORTS.write_text(f"{reserved.strip()},{port}".lstrip(","))
+        if not all(_covers(reserved, port) for port in range(low, high + 1)):
+            entry = str(low) if low == high else f"{low}-{high}"
+            RESERVED_PORTS.write_text(f"{reserved.strip()},{entry}".lstrip(","))
     except (OSError, ValueError):
         pass  # not root, or no such sysctl: the port check below still names a clash
 
 
-def ensure_port_free(port: int, service: str) -> None:
-    reserve_port(port)
 def reserve_port(port: int) -> None:
     reserve_ports(port, port)
 
 
+def ensure_port_free(port: int, service: str) -> None:
+    reserve_port(port)
     if port_in_use(port):
         raise SandboxError(
             f"{service}: port {port} on 127.0.0.1 is already in use by another process; "

@@ -171,3 +171,41 @@ def test_dry_run_posts_nothing_then_the_real_run_posts_once(crafted_warehouse, s
 
     post_again(load_config({"reports": {"folder": str(tmp_path)}}), week_start, dry_run=False)
     assert len(webhook.requests) == 1 and len(slack_api.completed) == 1
+
+
+@pytest.mark.timeout(300)
+def test_capacity_matches_a_week_loaded_into_the_real_prometheus(crafted_warehouse, sandbox_layout, tmp_path,
+                                                                 monkeypatch):
+    """sandbox/weekly_series.py's week, backfilled with promtool into a Prometheus of its own: PVC usage,
+    growth and days until full, CPU and memory against requests as constructed."""
+    from sandbox import monitoring, weekly_series
+    from sandbox.connections import monitoring_env
+    from sandbox.proc import Layout
+
+    layout = Layout(root=tmp_path / "prometheus", port_base=sandbox_layout.port_base + 10)
+    try:
+        end = weekly_series.load(layout)
+        monitoring.start(layout)
+        monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_PROMETHEUS", monitoring_env(layout)["AIRFLOW_CONN_STREAMFLOW_PROMETHEUS"])
+        from datetime import datetime, timezone
+
+        report, pvcs = gather(load_config(), datetime.fromtimestamp(end, timezone.utc))
+    finally:
+        monitoring.stop(layout)
+    got = {p["pvc"]: p for p in report["capacity"]["pvcs"]}
+    assert set(got) == {f"{ns}/{pvc}" for ns, pvc, _, _ in monitoring.SANDBOX_PVCS}
+    for ns, pvc, used, capacity in monitoring.SANDBOX_PVCS:
+        reading, growth = got[f"{ns}/{pvc}"], weekly_series.GROWTH_PER_DAY[(ns, pvc)]
+        assert reading["used_bytes"] == pytest.approx(used) and reading["capacity_bytes"] == capacity
+        assert reading["growth_bytes_per_day"] == pytest.approx(growth, rel=1e-6)
+        assert reading["days_until_full"] == pytest.approx((capacity - used) / growth, rel=1e-6)
+    assert [p["pvc"] for p in report["capacity"]["pvcs"]][0] == "streamflow-kafka/data-streamflow-kafka-kafka-0"
+    cpu = {r["namespace"]: r for r in report["capacity"]["cpu"]}
+    memory = {r["namespace"]: r for r in report["capacity"]["memory"]}
+    assert set(cpu) == set(memory) == set(weekly_series.NAMESPACES)
+    for ns, (cores, mem_request, cpu_average, mem_average) in weekly_series.NAMESPACES.items():
+        assert cpu[ns]["requested"] == cores and memory[ns]["requested"] == mem_request
+        assert cpu[ns]["average"] == pytest.approx(cpu_average, rel=0.05)
+        assert cpu[ns]["peak"] == pytest.approx(cpu_average * (1 + weekly_series.DAILY_SWING), rel=0.05)
+        assert memory[ns]["peak"] == pytest.approx(mem_average * (1 + weekly_series.DAILY_SWING), rel=0.01)
+    assert len(pvcs) == 2 and all(len(p["points"]) == 7 * 24 + 1 for p in pvcs)

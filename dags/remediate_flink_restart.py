@@ -21,7 +21,9 @@ from streamflow_ops.remediation.flow import remediation_flow
   resubmit the uploaded jar (`remediation.flink_entry_class`, `flink_program_args`) from the savepoint,
   or from the newest completed checkpoint when the job is down. Refused when there is neither.
 - **approve** (real runs only): Reject or no answer in 1 h: nothing done.
-- **act**: as planned; waits until the new job is RUNNING and reports the checkpoint it restored.
+- **act**: as planned; waits until the new job is RUNNING and reports the checkpoint it restored. With the
+  operator: the nonce is the live resource's + 1, read at act time, and the act is done only once the
+  operator reports that nonce reconciled and the job RUNNING with a new start time (else it fails: not done).
 - **verify**: `flink.job_running`, `flink.checkpoint_age`, `flink.checkpoint_failures` before and after.
   Audit: `restart_flink_job`.
 """,

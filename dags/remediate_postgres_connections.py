@@ -29,9 +29,11 @@ client forgot, or transactions left open (idle in transaction holds locks and bl
 - **plan**: the client sessions of the warehouse database idle or idle in transaction for at least
   `idle_minutes` (optionally of one `application`), oldest first, with pid, user, application and age.
   Never a replication connection, never this package's own sessions (application_name `streamflow_ops*`),
-  never a superuser's unless `include_superuser`. Refused if our user may not signal other backends.
+  never a superuser's unless `include_superuser`. Refused if our user may not signal other backends, and
+  `include_superuser` is refused unless our user is a superuser (PostgreSQL refuses the rest).
 - **approve** (real runs only): the plan is shown in the approval form; Reject or no answer in 1 h: nothing done.
-- **act**: `pg_terminate_backend` for each approved session that is still the same backend and still idle.
+- **act**: `pg_terminate_backend` for each approved session that is still the same backend and still idle;
+  the audit row lists the pids asked, terminated, failed and left. An approval is acted on once.
 - **verify**: `postgres.connections` before and after. Audit: `ops.maintenance_audit` (`terminate_sessions`).
 """,
 )

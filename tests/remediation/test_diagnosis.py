@@ -149,7 +149,7 @@ def test_a_hanging_far_end_costs_one_budget(monkeypatch):
         started = time.monotonic()
         assert diagnose(CONFIG, results, budget_s=1.0) == 2  # backpressure has no runbook alert; ok needs none
         elapsed = time.monotonic() - started
-    assert elapsed < 2.0, elapsed
+    assert 1.0 <= elapsed < 3.0, elapsed  # one budget, never the far end's 3 s hang
     for diagnosed in results[:2]:
         assert diagnosed.details["diagnosis"]["not_gathered"][-1].endswith("not finished within 1 s")
         assert diagnosed.details["diagnosis"]["remediation"]["dag_id"] == "remediate_flink_restart"

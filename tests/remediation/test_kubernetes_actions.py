@@ -2,7 +2,10 @@
 the PATCH requests (paths, content types, bodies) exactly as kubectl would send them."""
 from __future__ import annotations
 
+import json
+import uuid
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import pytest
 
@@ -107,14 +110,42 @@ def test_a_rejected_patch_is_an_action_error_naming_the_api_answer(kube_api):
         runner.act_workload(CONFIG, runner.plan_workload(CONFIG, params), params)
 
 
-def test_flink_restart_on_the_operator_savepoints_then_bumps_the_restart_nonce(kube_api, monkeypatch):
-    """Flink REST is a stand-in here (the real savepoint is tested on the sandbox Flink): the order of
-    calls and the FlinkDeployment patch are what this test is about."""
+class FakeOperator:
+    """The FlinkDeployment as the API holds it, and an operator that (if `works`) reconciles a new
+    restartNonce: new generation on PATCH; on the next GET, the nonce reconciled and the job RUNNING with
+    a new start time. `bumped_by_someone_else` raises the live nonce while a plan awaits approval."""
+
+    def __init__(self, nonce: int, works: bool = True):
+        self.cr = load("kubernetes", "flinkdeployment_stable")
+        self.cr["spec"]["restartNonce"] = nonce
+        self.works, self.pending = works, False
+
+    def get(self, request):
+        if self.pending and self.works:
+            status, nonce = self.cr["status"], self.cr["spec"]["restartNonce"]
+            status["observedGeneration"] = self.cr["metadata"]["generation"]
+            status["reconciliationStatus"]["lastReconciledSpec"] = json.dumps({"spec": {"restartNonce": nonce}})
+            status["jobStatus"].update(startTime=str(int(status["jobStatus"]["startTime"]) + 1000), state="RUNNING")
+            self.pending = False
+        return 200, self.cr
+
+    def patch(self, request):
+        self.cr["spec"].update(request.json()["spec"])
+        self.cr["metadata"]["generation"] += 1
+        self.pending = True
+        return 200, self.cr
+
+    def bumped_by_someone_else(self, nonce: int):
+        self.cr["spec"]["restartNonce"] = nonce
+        self.cr["metadata"]["generation"] += 1
+        self.pending = True
+
+
+@pytest.fixture
+def flink_rest(monkeypatch):
+    """Flink REST stand-in: one RUNNING FraudDetectionJob whose savepoint completes at once."""
     from tests.fakes.http_api import http_connection
 
-    cr = load("kubernetes", "flinkdeployment_stable")
-    cr["spec"]["restartNonce"] = 3
-    kube_api.route("GET", CR_PATH, cr)
     job = {"jid": "f00d", "name": "FraudDetectionJob", "state": "RUNNING", "start-time": 1}
     with FakeApi() as rest:
         rest.route("GET", "/jobs/overview", {"jobs": [job]})
@@ -122,17 +153,60 @@ def test_flink_restart_on_the_operator_savepoints_then_bumps_the_restart_nonce(k
         rest.route("POST", "/jobs/f00d/savepoints", {"request-id": "trig-1"})
         rest.route("GET", "/jobs/f00d/savepoints/trig-1", {"status": {"id": "COMPLETED"},
                                                            "operation": {"location": "s3://sp/savepoint-f00d-1"}})
-        # The operator may only be asked to restart once the savepoint is complete.
-        kube_api.route("PATCH", CR_PATH, lambda req: (200, cr) if rest.calls("GET", "/jobs/f00d/savepoints/trig-1")
-                       else (409, {"kind": "Status", "code": 409, "message": "patched before the savepoint"}))
         monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_FLINK", http_connection(rest.url))
-        config = load_config({"remediation": {"flink_savepoint_dir": "s3://sp"}})
-        plan = runner.plan_restart(config, {"dry_run": False})
-        outcome = runner.act_restart(config, plan, {"dry_run": False})
-        [trigger] = rest.calls("POST", "/jobs/f00d/savepoints")
+        yield rest
+
+
+def operator_routes(kube_api, operator: FakeOperator, rest=None):
+    kube_api.route("GET", CR_PATH, operator.get)
+    # The operator may only be asked to restart once the savepoint is complete.
+    kube_api.route("PATCH", CR_PATH, lambda req: operator.patch(req)
+                   if rest is None or rest.calls("GET", "/jobs/f00d/savepoints/trig-1")
+                   else (409, {"kind": "Status", "code": 409, "message": "patched before the savepoint"}))
+
+
+RESTART_CONFIG = load_config({"remediation": {"flink_savepoint_dir": "s3://sp", "flink_restart_timeout_s": 3}})
+
+
+def test_flink_restart_on_the_operator_savepoints_then_bumps_the_restart_nonce(kube_api, flink_rest):
+    """Flink REST is a stand-in here (the real savepoint is tested on the sandbox Flink): the order of
+    calls, the FlinkDeployment patch, and the wait for the operator's restart are what this test is about."""
+    operator = FakeOperator(nonce=3)
+    operator_routes(kube_api, operator, flink_rest)
+    plan = runner.plan_restart(RESTART_CONFIG, {"dry_run": False})
+    outcome = runner.act_restart(RESTART_CONFIG, plan, {"dry_run": False})
+    [trigger] = flink_rest.calls("POST", "/jobs/f00d/savepoints")
     assert trigger.json() == {"cancel-job": False, "target-directory": "s3://sp"}
     assert outcome["savepoint"] == "s3://sp/savepoint-f00d-1"
     assert patches(kube_api) == [(CR_PATH, "application/merge-patch+json", {"spec": {"restartNonce": 4}})]
+    assert (outcome["job_start_before"], outcome["job_start_after"]) == ("1779356400123", "1779356401123")
+
+
+def test_flink_restart_nonce_is_read_at_act_time_not_plan_time(kube_api, flink_rest):
+    """Planned at nonce 3; someone restarted it meanwhile (nonce 5). The act sets 6: patching the plan's
+    4 would set the nonce backwards, which the operator does not read as a restart."""
+    operator = FakeOperator(nonce=3)
+    operator_routes(kube_api, operator, flink_rest)
+    plan = runner.plan_restart(RESTART_CONFIG, {"dry_run": False})
+    operator.bumped_by_someone_else(5)
+    operator.get(None)  # the operator reconciles that restart before our approval
+    outcome = runner.act_restart(RESTART_CONFIG, plan, {"dry_run": False})
+    assert patches(kube_api) == [(CR_PATH, "application/merge-patch+json", {"spec": {"restartNonce": 6}})]
+    assert outcome["patched"] == {"spec": {"restartNonce": 6}}
+
+
+def test_flink_restart_is_not_done_until_the_operator_restarted_the_job(kube_api, flink_rest):
+    """The PATCH is accepted but the operator never reconciles it (stuck, or not running): the act fails
+    after flink_restart_timeout_s naming what the operator reports, and the audit outcome keeps the patch."""
+    operator = FakeOperator(nonce=3, works=False)
+    operator_routes(kube_api, operator, flink_rest)
+    plan = runner.plan_restart(RESTART_CONFIG, {"dry_run": False})
+    with pytest.raises(ActionError, match="restartNonce is 4, but the operator reports .*'job_start': '1779356400123'"
+                                          ".*not restarted") as failed:
+        runner.act_restart(RESTART_CONFIG, plan, {"dry_run": False})
+    assert patches(kube_api) == [(CR_PATH, "application/merge-patch+json", {"spec": {"restartNonce": 4}})]
+    assert failed.value.outcome["savepoint"] == "s3://sp/savepoint-f00d-1"
+    assert failed.value.outcome["patched"] == {"spec": {"restartNonce": 4}}
 
 
 def test_refused_run_fails_saying_why_and_never_reaches_the_approval(kube_api, airflow_db):
@@ -210,4 +284,105 @@ def test_restart_workload_acts_only_while_still_allow_listed(kube_api):
         {"namespace": NS, "kind": "Deployment", "name": "flink-jobmanager"}]}})
     with pytest.raises(ActionError, match="no longer allowed.*not in remediation.restartable_workloads"):
         runner.act_workload(shrunk, plan, params)
+    assert kube_api.calls("PATCH") == []
+
+
+class ClearedTaskInstance:
+    """The act task's instance as the task sees it: its run's XComs (the plan, the approve task's
+    decision) and what it pushes. Running act_step twice with one of these is what clearing `act` by
+    hand does: same dag_id, run_id and task_id, same approval in XCom."""
+
+    def __init__(self, dag_id: str, plan, decision: dict):
+        self.dag_id, self.run_id, self.task_id = dag_id, f"manual__{uuid.uuid4().hex}", "act"
+        self.xcoms = {("plan", "return_value"): {"plan": plan.to_dict()}, ("approve", "decision"): decision}
+        self.pushed: dict = {}
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value"):
+        return self.xcoms.get((task_ids, key))
+
+    def xcom_push(self, key: str, value) -> None:
+        self.pushed[key] = value
+
+
+APPROVED = {"chosen_options": ["Approve"], "responded_by_user": {"id": "u1", "name": "alice"}}
+WORKLOAD_PARAMS = {"dry_run": False, "namespace": NS, "kind": "Deployment", "name": "flink-taskmanager"}
+
+
+@pytest.fixture
+def act_twice(kube_api, warehouse_db, monkeypatch):
+    """act_step of remediate_restart_workload, callable again and again in one run; its task instance."""
+    from streamflow_ops.remediation import flow
+
+    kube_api.route("GET", TM_PATH, deployment())
+    ti = ClearedTaskInstance("remediate_restart_workload", runner.plan_workload(CONFIG, WORKLOAD_PARAMS), APPROVED)
+    context = {"ti": ti, "dag": SimpleNamespace(dag_id=ti.dag_id), "params": WORKLOAD_PARAMS}
+    monkeypatch.setattr(flow, "get_current_context", lambda: context)
+    monkeypatch.setattr(flow, "get_config", lambda: CONFIG)
+    return lambda: flow.act_step.function(ti.dag_id), ti
+
+
+def audit_rows(dsn: str, run_id: str) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("select task_id, dry_run, outcome, details -> 'approval' from ops.maintenance_audit "
+                            "where run_id = %s order by id", (run_id,)).fetchall()
+
+
+def test_an_approval_is_acted_on_once_a_cleared_act_refuses_saying_why(act_twice, kube_api, warehouse_db):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from streamflow_ops.remediation.report import build_report
+
+    act, ti = act_twice
+    assert act()["rows_affected"] == 1
+    assert len(kube_api.calls("PATCH", TM_PATH)) == 1
+    with pytest.raises(AirflowFailException, match=f"refused: the approval of run {ti.run_id} was already acted on "
+                                                    f"at .*outcome 'success'.*trigger a new run"):
+        act()  # the act task cleared by hand: same run, same approval
+    assert len(kube_api.calls("PATCH", TM_PATH)) == 1  # not restarted twice
+    assert audit_rows(warehouse_db, ti.run_id) == [("act", False, "success", APPROVED)]
+    report = build_report(runner.REMEDIATIONS[ti.dag_id], WORKLOAD_PARAMS, ti.run_id, planned=None,
+                          refused=ti.pushed["refused"], approval=APPROVED, acted=None, verified=None)
+    assert report["outcome"] == "refused" and "already acted on" in report["headline"]
+
+
+def test_a_failed_act_consumes_its_approval_too(act_twice, kube_api, warehouse_db):
+    """Half-done actions are for a person: clearing a failed act does not try again on the old approval."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    act, ti = act_twice
+    kube_api.route("PATCH", TM_PATH, (403, load("kubernetes", "status_forbidden")))
+    with pytest.raises(AirflowFailException, match="HTTP 403"):
+        act()
+    kube_api.route("PATCH", TM_PATH, echo)  # the API would accept it now
+    with pytest.raises(AirflowFailException, match="already acted on .*outcome 'failed'"):
+        act()
+    assert len(kube_api.calls("PATCH", TM_PATH)) == 1
+    assert [row[2] for row in audit_rows(warehouse_db, ti.run_id)] == ["failed"]
+
+
+@pytest.mark.parametrize("earlier", ["killed", "running"])
+def test_an_act_killed_or_still_running_holds_its_approval(act_twice, kube_api, warehouse_db, earlier):
+    """killed: its 'in progress' audit row (worker SIGKILLed mid-action) was committed; running: another
+    act of the same run holds the run's act lock right now. Either way nothing is done."""
+    import psycopg
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from streamflow_ops.store import ensure_ops_schema
+
+    act, ti = act_twice
+    with psycopg.connect(warehouse_db, autocommit=True) as conn:
+        ensure_ops_schema(conn)
+        if earlier == "killed":
+            conn.execute("insert into ops.maintenance_audit (dag_id, run_id, task_id, action, target, dry_run, "
+                         "started_at, outcome) values (%s, %s, 'act', 'rollout_restart', 'x', false, now(), "
+                         "'in progress')", (ti.dag_id, ti.run_id))
+            match = "already acted on .*outcome 'in progress'"
+        else:
+            conn.execute("select pg_advisory_lock(hashtext('streamflow_ops.act:' || %s || '/' || %s))",
+                         (ti.dag_id, ti.run_id))
+            match = f"another act of run {ti.run_id} is running"
+        with pytest.raises(AirflowFailException, match=match):
+            act()
     assert kube_api.calls("PATCH") == []

@@ -17,9 +17,9 @@ def session(pid, state="idle", idle_s=3600.0, app="psql", user="app", backend="c
             "is_superuser": superuser, "is_replication": replication, "is_own": own}
 
 
-def pg_plan(sessions, idle_s=1800, application=None, include_superuser=False, may_signal=True):
+def pg_plan(sessions, idle_s=1800, application=None, include_superuser=False, may_signal=True, is_superuser=True):
     return plan_session_terminations(sessions, idle_s, application, include_superuser, "streamflow_ops",
-                                     "streamflow", may_signal, "ops")
+                                     "streamflow", may_signal, "ops", is_superuser)
 
 
 def test_sessions_plan_takes_only_idle_client_sessions_past_the_cutoff_oldest_first():
@@ -53,6 +53,15 @@ def test_sessions_plan_filters_by_application_and_refuses_without_permission():
     assert pg_plan([session(33, idle_s=10)]).empty
     with pytest.raises(Refused, match="'ops' may not terminate sessions.*pg_signal_backend"):
         pg_plan(sessions, may_signal=False)
+
+
+def test_include_superuser_is_refused_up_front_for_a_role_that_is_not_a_superuser():
+    """PostgreSQL refuses a superuser's session to a pg_signal_backend member: a plan that includes one
+    would be half done. Without include_superuser the same role plans (and leaves superusers alone)."""
+    sessions = [session(51, superuser=True), session(52)]
+    with pytest.raises(Refused, match="include_superuser: the connection's user 'ops' is not a superuser"):
+        pg_plan(sessions, include_superuser=True, is_superuser=False)
+    assert [i["pid"] for i in pg_plan(sessions, is_superuser=False).items] == [52]
 
 
 def test_plan_round_trips_and_renders_its_steps():
@@ -107,7 +116,10 @@ def test_flink_restart_on_the_operator_savepoints_then_bumps_the_nonce():
     cr = flinkdeployment()
     cr["spec"]["restartNonce"] = 7
     plan = restart(cr=cr)
-    assert plan.items[0]["patch"] == {"spec": {"restartNonce": 8}} and plan.items[0]["savepoint"] is True
+    # No nonce is fixed at plan time: the act step reads the live resource (tests/remediation/
+    # test_kubernetes_actions.py: a bump made while the plan awaited approval is not undone).
+    assert "patch" not in plan.items[0] and plan.items[0]["savepoint"] is True
+    assert "by one (now 7; read again when acting)" in plan.steps[1]
     assert plan.steps[0].startswith("trigger a savepoint of FraudDetectionJob (job a1) into file:///sp")
     cr["spec"]["job"]["upgradeMode"] = "stateless"
     with pytest.raises(Refused, match="stateless"):

@@ -2,14 +2,18 @@
 and the termination exact; a walsender, a replication role, superusers and our own sessions untouched."""
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
+from types import SimpleNamespace
 
 import psycopg
 import pytest
 
 from streamflow_ops.config import load_config
 from streamflow_ops.remediation import runner
+from streamflow_ops.remediation.actions import ActionError
+from streamflow_ops.remediation.plans import Refused
 from tests.dagfiles import load_repo_dag
 from tests.maintenance.test_dags import states, xcom
 
@@ -141,3 +145,69 @@ def test_dry_run_dag_plans_audits_and_never_reaches_the_approval(warehouse_db, s
     assert audit == [("terminate_sessions", f"postgres:{psycopg.conninfo.conninfo_to_dict(warehouse_db)['dbname']}",
                       True, "dry_run", len(planned["plan"]["items"]))]
     assert {p for _, p in sessions.values()} <= live_pids(warehouse_db)  # a dry run terminates nothing
+
+
+@pytest.fixture
+def signal_role(warehouse_db):
+    """A role that may signal backends (pg_signal_backend) and read every session's state
+    (pg_read_all_stats) but is not a superuser; a member of the warehouse owner so that it can write the
+    ops tables. Its DSN."""
+    tag = uuid.uuid4().hex[:8]
+    name = f"rem_signal_{tag}"
+    info = psycopg.conninfo.conninfo_to_dict(warehouse_db)
+    with psycopg.connect(warehouse_db, autocommit=True) as admin:
+        admin.execute(f"create role {name} login password 'pw' nosuperuser")
+        admin.execute(f"grant pg_signal_backend, pg_read_all_stats, {info['user']} to {name}")
+        assert admin.execute("select rolsuper from pg_roles where rolname = %s", (name,)).fetchone() == (False,)
+        yield f"postgresql://{name}:pw@{info['host']}:{info['port']}/{info['dbname']}"  # Airflow reads URIs
+        admin.execute("select pg_terminate_backend(pid) from pg_stat_activity where usename = %s", (name,))
+        admin.execute(f"reassign owned by {name} to current_user")  # the ops tables, if it created them
+        admin.execute(f"drop role {name}")
+
+
+def test_include_superuser_with_a_role_that_is_not_a_superuser_is_refused_before_anything(
+        warehouse_db, sessions, signal_role, monkeypatch):
+    """PostgreSQL lets only a superuser terminate a superuser's session: the plan refuses, nothing ends."""
+    pid = {name: p for name, (_, p) in sessions.items()}
+    wait_idle(warehouse_db, [pid["idle"], pid["superuser"]], IDLE_S + 0.2)
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_POSTGRES", signal_role)
+    with pytest.raises(Refused, match="include_superuser: the connection's user 'rem_signal_.*' is not a superuser"):
+        runner.plan_postgres(CONFIG, {**PARAMS, "include_superuser": True}, idle_s=IDLE_S)
+    assert set(pid.values()) <= live_pids(warehouse_db)
+    # The same role without include_superuser plans the app sessions and leaves the superusers alone.
+    planned = {i["pid"] for i in runner.plan_postgres(CONFIG, PARAMS, idle_s=IDLE_S).items}
+    assert {pid["idle"], pid["idle_in_tx"]} <= planned and pid["superuser"] not in planned
+
+
+def test_a_half_done_termination_names_every_pid_in_the_audit_row(warehouse_db, sessions, signal_role, monkeypatch):
+    """Planned by a superuser with include_superuser; the act runs as a role that is not one (the
+    connection changed while the plan awaited approval). PostgreSQL refuses the superuser's session:
+    the others are still terminated, the act fails saying so, and the audit row lists asked,
+    terminated and failed pids."""
+    pid = {name: p for name, (_, p) in sessions.items()}
+    wait_idle(warehouse_db, [pid["idle"], pid["idle_in_tx"], pid["superuser"]], IDLE_S + 0.2)
+    wanted = {pid["idle"], pid["superuser"], pid["idle_in_tx"]}
+    plan = runner.plan_postgres(CONFIG, {**PARAMS, "include_superuser": True}, idle_s=IDLE_S)
+    plan = dataclasses.replace(plan, items=[i for i in plan.items if i["pid"] in wanted])
+    assert {i["pid"] for i in plan.items} == wanted
+
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_POSTGRES", signal_role)
+    run_id = f"manual__{uuid.uuid4().hex}"
+    ti = SimpleNamespace(dag_id="remediate_postgres_connections", run_id=run_id, task_id="act")
+    refused = f"terminated 2 of 3 session\\(s\\); PostgreSQL refused 1: {pid['superuser']}: "
+    with pytest.raises(ActionError, match=refused):
+        runner.audit(CONFIG, {"ti": ti}, plan, False, lambda: runner.act_postgres(CONFIG, plan, PARAMS, idle_s=IDLE_S),
+                     {"chosen_options": ["Approve"]})
+
+    remaining = live_pids(warehouse_db)
+    assert pid["superuser"] in remaining and not {pid["idle"], pid["idle_in_tx"]} & remaining
+    with psycopg.connect(warehouse_db) as conn:
+        rows = conn.execute("select outcome, rows_affected, details -> 'outcome', details ->> 'error' "
+                            "from ops.maintenance_audit where run_id = %s", (run_id,)).fetchall()
+    [(outcome, rows_affected, recorded, error)] = rows
+    assert (outcome, rows_affected) == ("failed", 2)
+    assert recorded["asked_pids"] == [i["pid"] for i in plan.items]
+    assert sorted(recorded["terminated_pids"]) == sorted([pid["idle"], pid["idle_in_tx"]])
+    assert list(recorded["failed_pids"]) == [str(pid["superuser"])]
+    assert "superuser" in recorded["failed_pids"][str(pid["superuser"])]
+    assert recorded["left_pids"] == [] and error.startswith("ActionError: terminated 2 of 3")

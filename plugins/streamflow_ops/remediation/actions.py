@@ -10,10 +10,12 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+import psycopg
+
 from streamflow_ops.http_probe import HttpJson, ProbeError, shorten
 from streamflow_ops.kubernetes.probes import FLINK_DEPLOYMENT, KubeProbe
 from streamflow_ops.sqlfiles import dict_rows
-from streamflow_ops.remediation.plans import RESTARTED_AT
+from streamflow_ops.remediation.plans import BUSY_LIFECYCLE_STATES, RESTARTED_AT, operator_restart_seen
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,12 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 
 class ActionError(RuntimeError):
-    """The approved action did not complete; the message says how far it got."""
+    """The approved action did not complete; the message says how far it got, and `outcome` what was done
+    (the audit row records it: a half-done action must say which half)."""
+
+    def __init__(self, message: str, outcome: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome or {}
 
 
 def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 1.0) -> Any:
@@ -48,19 +55,29 @@ def read_sessions(conn) -> list[dict[str, Any]]:
     return rows
 
 
-def signal_permission(conn) -> tuple[str, bool]:
-    row = dict_rows(conn, "remediation_may_signal.sql")[0]
-    return row["username"], row["may_signal"]
+def signal_permission(conn) -> dict[str, Any]:
+    """username, may_signal (superuser or pg_signal_backend) and is_superuser of this connection's role."""
+    return dict_rows(conn, "remediation_may_signal.sql")[0]
 
 
-def terminate_sessions(conn, items: list[dict[str, Any]], idle_s: float) -> list[int]:
-    """pg_terminate_backend for each approved session that is still the same backend and still idle."""
-    if not items:
-        return []
-    rows = dict_rows(conn, "remediation_terminate_sessions.sql",
-                     {"pids": [i["pid"] for i in items], "backend_starts": [i["backend_start"] for i in items],
-                      "idle_s": idle_s})
-    return [r["pid"] for r in rows if r["terminated"]]
+def terminate_sessions(conn, items: list[dict[str, Any]], idle_s: float) -> dict[str, Any]:
+    """pg_terminate_backend for each approved session that is still the same backend and still idle.
+
+    One statement per session (autocommit): PostgreSQL refuses some with an ERROR (a superuser's session
+    to a pg_signal_backend member), and in one statement that error would hide the sessions already
+    terminated before it. Returns the pids asked, terminated, failed (pid -> error) and left (ended,
+    reused or busy since the plan)."""
+    terminated, failed, left = [], {}, []
+    for item in items:
+        try:
+            rows = dict_rows(conn, "remediation_terminate_sessions.sql",
+                             {"pids": [item["pid"]], "backend_starts": [item["backend_start"]], "idle_s": idle_s})
+        except psycopg.Error as exc:
+            failed[item["pid"]] = shorten(str(exc).strip(), 300)
+            continue
+        (terminated if any(r["terminated"] for r in rows) else left).append(item["pid"])
+    return {"asked_pids": [i["pid"] for i in items], "terminated_pids": terminated, "failed_pids": failed,
+            "left_pids": left}
 
 
 # --- Kubernetes ------------------------------------------------------------------------------------
@@ -162,6 +179,41 @@ class FlinkControl:
         return (self.http.get(f"/jobs/{job_id}/checkpoints")[1].get("latest") or {}).get("restored")
 
 
+def operator_restart(kube: KubeActions, namespace: str, name: str, timeout_s: float) -> dict[str, Any]:
+    """Bump the live FlinkDeployment's restartNonce by one and wait until the operator reports the restart
+    done (operator_restart_seen); ActionError if it is busy, gone, or has not restarted the job in time."""
+    ref = f"FlinkDeployment {namespace}/{name}"
+    live = kube.flink_deployment(namespace, name)
+    if live is None:
+        raise ActionError(f"{ref} is gone: nothing restarted")
+    state = (live.get("status") or {}).get("lifecycleState")
+    if state in BUSY_LIFECYCLE_STATES:
+        raise ActionError(f"{ref} is {state} now: nothing restarted (wait until the operator has finished)")
+    nonce = int(live.get("spec", {}).get("restartNonce") or 0) + 1
+    start_before = ((live.get("status") or {}).get("jobStatus") or {}).get("startTime")
+    patch = {"spec": {"restartNonce": nonce}}
+    generation = (kube.patch_flink_deployment(namespace, name, patch).get("metadata") or {}).get("generation")
+    done = {"patched": patch, "job_start_before": start_before}
+    seen: dict[str, Any] = {}
+
+    def restarted() -> bool:
+        seen["cr"] = kube.flink_deployment(namespace, name)
+        return operator_restart_seen(seen["cr"], nonce, generation, start_before)
+
+    try:
+        wait_for(restarted, timeout_s, f"the operator to restart the job of {ref} (restartNonce {nonce})")
+    except ActionError as exc:
+        status = (seen.get("cr") or {}).get("status") or {}
+        observed = {"lifecycleState": status.get("lifecycleState"), "observedGeneration":
+                    status.get("observedGeneration"), "job": status.get("jobStatus", {}).get("state"),
+                    "job_start": status.get("jobStatus", {}).get("startTime")}
+        raise ActionError(f"{exc}: restartNonce is {nonce}, but the operator reports {observed}: "
+                          f"not restarted (yet); look at the operator before asking again",
+                          {**done, "observed": observed}) from None
+    job = seen["cr"]["status"]["jobStatus"]
+    return {**done, "job_start_after": job.get("startTime"), "operator_job_id": job.get("jobId")}
+
+
 def restart_flink(item: dict[str, Any], flink: FlinkControl, kube: KubeActions | None, savepoint_timeout_s: float,
                   restart_timeout_s: float) -> dict[str, Any]:
     """The approved restart: savepoint first when planned, then the operator's nonce or cancel + resubmit."""
@@ -176,8 +228,10 @@ def restart_flink(item: dict[str, Any], flink: FlinkControl, kube: KubeActions |
         outcome["savepoint"] = flink.savepoint(item["job_id"], item["savepoint_dir"], savepoint_timeout_s)
         log.info("savepoint of job %s: %s", item["job_id"], outcome["savepoint"])
     if item["mode"] == "operator":
-        kube.patch_flink_deployment(item["namespace"], item["name"], item["patch"])
-        outcome["patched"] = item["patch"]
+        try:
+            outcome.update(operator_restart(kube, item["namespace"], item["name"], restart_timeout_s))
+        except ActionError as exc:  # the savepoint taken belongs in the audit row too
+            raise ActionError(str(exc), {**outcome, **exc.outcome}) from None
         return outcome
     if item["job_id"] and flink.job_state(item["job_id"]) not in ("CANCELED", "FAILED", "FINISHED"):
         flink.cancel(item["job_id"], restart_timeout_s)

@@ -9,7 +9,8 @@
 - approve: Airflow's Human-in-the-loop ApprovalOperator shows the plan; "Reject", or no answer within
   APPROVAL_TIMEOUT (the default option is Reject), skips act and verify: nothing is done.
 - act: the approved plan (only with a recorded Approve; never retried), inside an ops.maintenance_audit
-  row. verify: the same checks, after.
+  row. An approval is used once: an act cleared by hand after it acted is refused (nothing done, the
+  report says why). verify: the same checks, after.
 - report: what happened, to the log and to Slack (#streamflow-alerts) when that connection exists. It
   fails the run when the plan was refused or the action failed, so a red run means "not done".
 """
@@ -23,7 +24,7 @@ from streamflow_ops.config import get_config
 from streamflow_ops.remediation.actions import ActionError
 from streamflow_ops.remediation.plans import Plan, Refused
 from streamflow_ops.remediation.report import build_report, post_report
-from streamflow_ops.remediation.runner import audit, checks_now, compare, REMEDIATIONS
+from streamflow_ops.remediation.runner import ApprovalConsumed, audit, checks_now, compare, REMEDIATIONS
 
 APPROVAL_TIMEOUT = timedelta(hours=1)
 PLAN_BODY = "{{ ti.xcom_pull(task_ids='plan')['plan']['text'] }}"
@@ -105,7 +106,10 @@ def act_step(dag_id: str) -> dict:
     plan = Plan.from_dict(context["ti"].xcom_pull(task_ids="plan")["plan"])
     print(f"APPROVED, acting on:\n{plan.text()}")
     try:
-        outcome = audit(config, context, plan, False, lambda: remediation.act(config, plan, params))
+        outcome = audit(config, context, plan, False, lambda: remediation.act(config, plan, params), decision)
+    except ApprovalConsumed as exc:
+        context["ti"].xcom_push(key="refused", value=str(exc))
+        raise AirflowFailException(f"{dag_id} refused: {exc}") from None
     except ActionError as exc:
         # Half-done actions are for a person to look at, never for an automatic retry.
         raise AirflowFailException(f"{dag_id}: {exc}") from None
@@ -131,7 +135,8 @@ def report_step(dag_id: str) -> dict:
     ti = context["ti"]
     report = build_report(remediation, dict(params), ti.run_id,
                           planned=ti.xcom_pull(task_ids="plan"),
-                          refused=ti.xcom_pull(task_ids="plan", key="refused"),
+                          refused=ti.xcom_pull(task_ids="plan", key="refused")
+                          or ti.xcom_pull(task_ids="act", key="refused"),
                           approval=ti.xcom_pull(task_ids="approve", key="decision"),
                           acted=ti.xcom_pull(task_ids="act"),
                           verified=ti.xcom_pull(task_ids="verify"))

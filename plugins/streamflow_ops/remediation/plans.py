@@ -6,6 +6,7 @@ run stops before anyone is asked to approve anything.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -53,16 +54,21 @@ class Plan:
 
 def plan_session_terminations(sessions: Sequence[dict[str, Any]], idle_s: float, application: str | None,
                               include_superuser: bool, own_prefix: str, database: str,
-                              may_signal: bool, user: str) -> Plan:
+                              may_signal: bool, user: str, is_superuser: bool) -> Plan:
     """Idle / idle-in-transaction client sessions of `database` idle for at least idle_s, oldest first.
 
     Never a replication connection (walsender or a replication role), never this package's own
     sessions (application_name starting with own_prefix, or the planning session itself), never a
     superuser's unless include_superuser. `sessions` are pg_stat_activity rows (remediation_sessions.sql).
+    include_superuser needs a superuser connection: PostgreSQL refuses a superuser's session to anyone
+    else, so planning it would promise what the action cannot do.
     """
     if not may_signal:
         raise Refused(f"the connection's user {user!r} may not terminate sessions: it needs superuser or "
                       f"membership of pg_signal_backend")
+    if include_superuser and not is_superuser:
+        raise Refused(f"include_superuser: the connection's user {user!r} is not a superuser, and PostgreSQL lets "
+                      f"only a superuser terminate a superuser's session; run without include_superuser")
     chosen, spared = [], {"replication": 0, "superuser": 0, "own": 0}
     for s in sessions:
         if s["state"] not in IDLE_STATES or s["idle_s"] is None or s["idle_s"] < idle_s:
@@ -156,10 +162,13 @@ def plan_flink_restart(job: dict | None, job_name: str, latest_checkpoint: dict 
         if mode == "stateless":
             raise Refused(f"FlinkDeployment {namespace}/{cr_name} has upgradeMode stateless: a restart would drop "
                           f"the job's state; set upgradeMode savepoint or last-state first")
-        nonce = int(spec.get("restartNonce") or 0)
-        item.update(mode="operator", namespace=namespace, name=cr_name, patch={"spec": {"restartNonce": nonce + 1}})
-        steps.append(f"bump spec.restartNonce of FlinkDeployment {cr_name} from {nonce} to {nonce + 1}: the operator "
-                     f"restarts the job (upgradeMode {mode})")
+        # The nonce is read again when acting (the approval may come an hour later, after someone else's
+        # bump): the plan promises "one more than it is then", never a number.
+        item.update(mode="operator", namespace=namespace, name=cr_name)
+        steps.append(f"bump spec.restartNonce of FlinkDeployment {cr_name} by one (now "
+                     f"{int(spec.get('restartNonce') or 0)}; read again when acting): the operator restarts the "
+                     f"job (upgradeMode {mode}); wait until it reports that nonce reconciled and the job RUNNING "
+                     f"with a new start time")
         return Plan("restart_flink_job", f"{namespace}/FlinkDeployment/{cr_name}", steps, [item])
     if not running and not (latest_checkpoint and latest_checkpoint.get("external_path")):
         raise Refused(f"{job_name} is not running ({job['state'] if job else 'absent'}) and has no completed "
@@ -177,6 +186,24 @@ def plan_flink_restart(job: dict | None, job_name: str, latest_checkpoint: dict 
     steps.append(f"resubmit jar {jar['id']} ({entry_class} {' '.join(program_args)}) from {restore}, "
                  f"and wait until it is RUNNING")
     return Plan("restart_flink_job", f"flink:{job_name}", steps, [item])
+
+
+def operator_restart_seen(flink_deployment: dict | None, nonce: int, generation: int | None,
+                          start_before: str | None) -> bool:
+    """Whether the operator has done the restart asked for by restartNonce `nonce`: it observed the patched
+    generation, reconciled a spec with that nonce (DEPLOYED), and the job is RUNNING with a start time other
+    than before the patch. Only then is the restart done; a patched spec alone is a request."""
+    if flink_deployment is None:
+        return False
+    status = flink_deployment.get("status") or {}
+    reconciliation, job = status.get("reconciliationStatus") or {}, status.get("jobStatus") or {}
+    try:
+        reconciled = json.loads(reconciliation.get("lastReconciledSpec") or "{}").get("spec") or {}
+    except ValueError:
+        return False
+    return (generation is None or int(status.get("observedGeneration") or 0) >= generation) \
+        and reconciliation.get("state") == "DEPLOYED" and reconciled.get("restartNonce") == nonce \
+        and job.get("state") == "RUNNING" and job.get("startTime") not in (None, start_before)
 
 
 # --- remediate_restart_workload --------------------------------------------------------------------

@@ -6,9 +6,10 @@ is meant to fix. The task functions in flow.py call these with the merged config
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.connections import connection_defined, warehouse_connection
@@ -19,6 +20,7 @@ from streamflow_ops.remediation.plans import (
     Plan, Refused, plan_flink_restart, plan_session_terminations, plan_taskmanager_scale, plan_workload_restart,
     refuse_unlisted_workload,
 )
+from streamflow_ops.sqlfiles import dict_rows
 from streamflow_ops.store import Actor, audited, ensure_ops_schema
 from streamflow_ops.sweep import run_family
 
@@ -49,22 +51,31 @@ def _idle_s(params: Mapping[str, Any]) -> float:
 
 def plan_postgres(config: StreamflowOpsConfig, params: Mapping[str, Any], idle_s: float | None = None) -> Plan:
     with _pg(config) as conn:
-        user, may_signal = actions.signal_permission(conn)
+        role = actions.signal_permission(conn)
         sessions = actions.read_sessions(conn)
         database = conn.info.dbname
     return plan_session_terminations(
         sessions, _idle_s(params) if idle_s is None else idle_s, params.get("application") or None,
         bool(params.get("include_superuser")), config.remediation.own_application_prefix, database,
-        may_signal, user)
+        role["may_signal"], role["username"], role["is_superuser"])
 
 
 def act_postgres(config: StreamflowOpsConfig, plan: Plan, params: Mapping[str, Any],
                  idle_s: float | None = None) -> dict[str, Any]:
+    """Every approved pid is accounted for: terminated, left (ended or busy since the plan), or failed.
+    Any failure is an ActionError carrying all four lists, so the audit row names them either way."""
     with _pg(config) as conn:
         done = actions.terminate_sessions(conn, plan.items, _idle_s(params) if idle_s is None else idle_s)
-    gone = sorted({i["pid"] for i in plan.items} - set(done))
-    return {"rows_affected": len(done), "terminated_pids": done,
-            "not_terminated": gone and f"{len(gone)} planned session(s) ended or became busy meanwhile: {gone}"}
+    outcome = {"rows_affected": len(done["terminated_pids"]), **done}
+    if done["left_pids"]:
+        outcome["not_terminated"] = (f"{len(done['left_pids'])} planned session(s) ended or became busy "
+                                     f"meanwhile: {done['left_pids']}")
+    if done["failed_pids"]:
+        raise actions.ActionError(
+            f"terminated {len(done['terminated_pids'])} of {len(done['asked_pids'])} session(s); PostgreSQL refused "
+            f"{len(done['failed_pids'])}: " + "; ".join(f"{pid}: {err}" for pid, err in done["failed_pids"].items()),
+            outcome)
+    return outcome
 
 
 # --- Kubernetes: remediate_flink_taskmanagers, remediate_restart_workload, remediate_flink_restart --
@@ -173,16 +184,51 @@ def compare(before: list[dict], after: list[dict]) -> list[str]:
     return lines
 
 
+class ApprovalConsumed(Exception):
+    """This run's approval was already acted on (a cleared or repeated act): the message says when and how."""
+
+
 def audit(config: StreamflowOpsConfig, context: Mapping[str, Any], plan: Plan, dry_run: bool,
-          act: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run `act` inside an ops.maintenance_audit row (written also when it fails)."""
+          act: Callable[[], dict[str, Any]], approval: dict | None = None) -> dict[str, Any]:
+    """Run `act` inside an ops.maintenance_audit row (written also when it fails, with what an ActionError
+    says was done). A real act consumes the run's approval: a second act of the same run (the act task
+    cleared by hand, or run twice at once) raises ApprovalConsumed and does nothing."""
     ti = context["ti"]
     actor = Actor(ti.dag_id, ti.run_id, ti.task_id, config.warehouse.ops_schema)
     with _pg(config) as conn:
         ensure_ops_schema(conn, actor.ops_schema)
-        with audited(conn, actor, plan.action, plan.target, dry_run) as record:
-            record.details["plan"] = plan.steps
-            outcome = act()
-            record.rows_affected = outcome.get("rows_affected")
-            record.details["outcome"] = {k: v for k, v in outcome.items() if k != "rows_affected"}
+        with ExitStack() as stack:
+            if not dry_run:
+                stack.enter_context(_approval_consumed_once(conn, actor))
+            with audited(conn, actor, plan.action, plan.target, dry_run) as record:
+                record.details["plan"] = plan.steps
+                if approval is not None:
+                    record.details["approval"] = approval
+                try:
+                    outcome = act()
+                except actions.ActionError as exc:
+                    record.rows_affected = exc.outcome.get("rows_affected")
+                    record.details["outcome"] = {k: v for k, v in exc.outcome.items() if k != "rows_affected"}
+                    raise
+                record.rows_affected = outcome.get("rows_affected")
+                record.details["outcome"] = {k: v for k, v in outcome.items() if k != "rows_affected"}
     return outcome
+
+
+@contextmanager
+def _approval_consumed_once(conn, actor: Actor) -> Iterator[None]:
+    """Hold the run's act lock while acting; refuse if the run already has a real act audit row."""
+    key = {"dag_id": actor.dag_id, "run_id": actor.run_id, "task_id": actor.task_id}
+    if not dict_rows(conn, "remediation_act_lock.sql", key)[0]["locked"]:
+        raise ApprovalConsumed(f"another act of run {actor.run_id} is running: its approval is being acted on")
+    try:
+        earlier = dict_rows(conn, "remediation_acted.sql", key, ops=actor.ops_schema)
+        if earlier:
+            row = earlier[0]
+            raise ApprovalConsumed(
+                f"the approval of run {actor.run_id} was already acted on at {row['started_at'].isoformat()} "
+                f"(ops.maintenance_audit id {row['id']}, outcome {row['outcome']!r}); an approval is used once: "
+                f"trigger a new run to plan and approve again")
+        yield
+    finally:
+        dict_rows(conn, "remediation_act_unlock.sql", key)

@@ -21,7 +21,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PLUGINS = REPO / "plugins"
 PACKAGE = PLUGINS / "streamflow_ops"
-LOAD_BUDGET_MS = 50
+# Generous on purpose: the structure assertions say the plugin manager ran none of our files; this only
+# catches an entry point that imports something heavy (a provider's client: hundreds of ms).
+LOAD_BUDGET_MS = 500
 
 # Runs in a fresh interpreter whose cwd is not the repository, with no PYTHONPATH: plugins/ reaches
 # sys.path only the way Airflow puts it there (airflow.settings), as in the triggerer.

@@ -34,8 +34,7 @@ its own heading) and tells people what **changed**.
    Each family has a 40 s budget; a family that fails, hangs or is not installed reports `unknown`,
    and one whose connection is not defined reports `skipped`. Nothing reads as healthy by default.
 2. **summarize**: stores every result in `ops.health_check_results`, computes the sweep status (the
-   worst check), pushes metrics when `streamflow_pushgateway` is defined, and logs a readable
-   report (also its XCom).
+   worst check), and logs a readable report (also its XCom).
 3. **alert**: compares with what people were told (`ops.alert_state`, never the stored results). Slack
    (`slack_streamflow_alerts`) gets one Block Kit message only for news (new problem, escalation,
    de-escalation, resolution, a probe failing two sweeps in a row, a flapping check, an incident whose
@@ -43,7 +42,10 @@ its own heading) and tells people what **changed**.
    critical and `resolve` when it is ok again (dedup key per check and subject), unless Alertmanager already
    fires the runbook alert of the same name. Only an answer resolves: `unknown` and `skipped` never do.
    What could not be delivered stays owed: the task fails (XCom `delivery`), and its retry or the next
-   sweep sends what is still owed, never twice.
+   sweep sends what is still owed, never twice. Then, whatever was delivered, it pushes the sweep's metrics
+   and the deliveries still owed to a configured channel to `streamflow_pushgateway` when defined (the
+   rules of `include/prometheus/`, docs/monitoring.md); a refused push fails the task after the pages went
+   out, and its retry sends nothing twice.
 
 **dry_run**: check and record results, send nothing and leave `ops.alert_state` untouched (the alert
 task lists what it would have sent).

@@ -15,6 +15,7 @@ Each service runs in its own process group with a pid file (sandbox.proc), on th
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -111,6 +112,35 @@ def alertmanager_config(layout: Layout) -> dict:
         "receivers": [{"name": "webhook", "webhook_configs": [
             {"url": f"{url(layout, 'webhook')}/alerts", "send_resolved": True}]}],
     }
+
+
+HOURS_IN_SECONDS = re.compile(r"\b(\d+(?:\.\d+)?) \* 3600\b")
+DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w)")
+UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_seconds(text: str) -> float:
+    """A Prometheus duration ("26h", "1h30m", "250ms") in seconds."""
+    parts = DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a Prometheus duration: {text!r}")
+    return sum(int(n) * UNIT_SECONDS[u] for n, u in parts)
+
+
+def compressed_rules(text: str, factor: float) -> str:
+    """The shipped rule file with time running `factor` times faster, for end-to-end tests on the real stack.
+
+    The documented transformation, and the only one: every rule's `for:` and every `N * 3600` in an `expr`
+    (the rule file writes its thresholds in hours that way) are divided by `factor`; names, labels,
+    annotations and the shape of every expression stay as shipped. tests/monitoring/test_rules.py holds
+    the shipped file to that form (no other time constant in an expr)."""
+    document = yaml.safe_load(text)
+    for group in document["groups"]:
+        for rule in group["rules"]:
+            rule["expr"] = HOURS_IN_SECONDS.sub(lambda m: repr(float(m.group(1)) * 3600 / factor), rule["expr"])
+            if "for" in rule:
+                rule["for"] = f"{max(1, round(duration_seconds(rule['for']) * 1000 / factor))}ms"
+    return yaml.safe_dump(document, sort_keys=False)
 
 
 def _write_yaml(path: Path, document: dict) -> Path:

@@ -1,6 +1,6 @@
 """The hourly health sweep's steps, shared by the platform_health_sweep DAG and the benchmark.
 
-run_family -> (all families) -> finish: persist, summarise, report -> alert on change.
+run_family -> (all families) -> finish: persist, summarise, report -> alert on change -> push metrics.
 """
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ from typing import Any, Iterable
 from streamflow_ops import registry
 from streamflow_ops.airflow_api import checks as _airflow  # noqa: F401
 from streamflow_ops.alerting.run import AlertOutcome, alert, ops_connection, standing_alerts
+from streamflow_ops.alerting.store import load_states
 from streamflow_ops.business import checks as _business  # noqa: F401
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.diagnosis.gather import diagnose
 from streamflow_ops.flink import checks as _flink  # noqa: F401
 from streamflow_ops.kafka import checks as _kafka  # noqa: F401
 from streamflow_ops.kubernetes import checks as _kubernetes  # noqa: F401
-from streamflow_ops.metrics import push_sweep_metrics
+from streamflow_ops.connections import connection_defined
+from streamflow_ops.metrics import push_alert_metrics, push_sweep_metrics
 from streamflow_ops.monitoring import checks as _monitoring  # noqa: F401
 from streamflow_ops.postgres import checks as _postgres  # noqa: F401
 from streamflow_ops.report import format_checks
@@ -116,9 +118,6 @@ def summarize(config: StreamflowOpsConfig, sweep_id: str, results: list[CheckRes
         summary["notes"].append(f"results not stored in {config.warehouse.ops_schema}.health_check_results: "
                                 f"{type(exc).__name__}: {exc}"[:500])
     summary["duration_s"] = round((datetime.now(timezone.utc) - started_at).total_seconds(), 2)
-    metrics_note = push_metrics(config, results, summary["duration_s"])
-    if metrics_note:
-        summary["notes"].append(metrics_note)
     report = format_checks(f"platform health sweep {sweep_id}", results)
     if summary["persisted"]:
         try:
@@ -133,13 +132,19 @@ def summarize(config: StreamflowOpsConfig, sweep_id: str, results: list[CheckRes
     return summary
 
 
-def push_metrics(config: StreamflowOpsConfig, results: list[CheckResult], duration_s: float) -> str | None:
-    """Pushgateway metrics when that connection is defined; a failure is a note, never a failed sweep."""
-    try:
-        log.info(push_sweep_metrics(config, results, duration_s))  # it skips an undefined connection itself
-    except Exception as exc:  # noqa: BLE001
-        return f"metrics not pushed to {config.monitoring.pushgateway_conn_id}: {type(exc).__name__}: {exc}"[:500]
-    return None
+def push_metrics(config: StreamflowOpsConfig, summary: dict) -> list[str]:
+    """The sweep's metrics, then what ops.alert_state still owes (streamflow_ops_alert_owed_deliveries), to the
+    Pushgateway when that connection is defined. It runs after alerting, so a Pushgateway that refuses never
+    holds back a page; a refusal (or ops.alert_state unreadable) raises: the alert task fails after delivering,
+    and is retried (sweep_tasks.alert_on_changes)."""
+    if not connection_defined(config.monitoring.pushgateway_conn_id):
+        return [f"metrics not pushed: Airflow connection '{config.monitoring.pushgateway_conn_id}' is not defined"]
+    results = [CheckResult.from_dict(d) for d in summary["results"]]
+    outcomes = [push_sweep_metrics(config, results, summary["duration_s"])]
+    with ops_connection(config) as conn:
+        states = load_states(conn, config.warehouse.ops_schema)
+    outcomes.append(push_alert_metrics(config, list(states.values())))
+    return outcomes
 
 
 def run_sweep(config: StreamflowOpsConfig, sweep_id: str, dry_run: bool = False,
@@ -151,4 +156,7 @@ def run_sweep(config: StreamflowOpsConfig, sweep_id: str, dry_run: bool = False,
         futures = {f: pool.submit(run_family, f, config) for f in families}
         outputs = {f: [r.to_dict() for r in fut.result()] for f, fut in futures.items()}
     summary = summarize(config, sweep_id, collect(outputs), started)
-    return summary, alert(config, summary, dry_run)
+    outcome = alert(config, summary, dry_run)
+    for line in push_metrics(config, summary):
+        log.info(line)
+    return summary, outcome

@@ -1,7 +1,7 @@
 """The platform_health_sweep DAG's task bodies (the DAG file only wires them).
 
-A failed delivery fails the `alert` task so that Airflow retries it; the retry sends only what
-ops.alert_state still says is owed.
+A failed delivery, or a refused metrics push after it, fails the `alert` task so that Airflow retries it;
+the retry sends only what ops.alert_state still says is owed.
 """
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowException
 
 from streamflow_ops.config import get_config
-from streamflow_ops.sweep import alert, collect, run_family, summarize
+from streamflow_ops.results import describe_error
+from streamflow_ops.sweep import alert, collect, push_metrics, run_family, summarize
 
 
 def check_family(family: str) -> list[dict]:
@@ -33,8 +34,15 @@ def alert_on_changes(summary: dict) -> dict:
     context = get_current_context()
     outcome = alert(get_config(), summary, dry_run=context["params"]["dry_run"]).to_dict()
     print(outcome["text"])
+    errors = []
     if outcome["delivery"]["errors"]:
         context["ti"].xcom_push(key="delivery", value=outcome)
-        raise AirflowException("alert delivery failed, still owed in ops.alert_state: "
-                               + "; ".join(outcome["delivery"]["errors"]))
+        errors.append("alert delivery failed, still owed in ops.alert_state: "
+                      + "; ".join(outcome["delivery"]["errors"]))
+    try:  # after delivering: a Pushgateway that refuses never holds back a page
+        print("\n".join(push_metrics(get_config(), summary)))
+    except Exception as exc:  # noqa: BLE001 - fails the task below, with the Pushgateway's answer
+        errors.append(f"metrics not pushed (the retry sends nothing twice): {describe_error(exc)}")
+    if errors:
+        raise AirflowException("; ".join(errors))
     return outcome

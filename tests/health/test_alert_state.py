@@ -62,11 +62,14 @@ def config():
 
 
 def run(config, *results: CheckResult, dry_run=False, sweep_id=None, summary=None):
-    """One sweep as the DAG runs it: summarize (stores the results), then alert."""
+    """One sweep as the DAG runs it: summarize (stores the results), then alert and push its metrics."""
     run.n = getattr(run, "n", 0) + 1
     summary = summary or sweep.summarize(config, sweep_id or f"manual__{run.n}", list(results),
                                          datetime.now(timezone.utc))
-    return summary, sweep.alert(config, summary, dry_run)
+    outcome = sweep.alert(config, summary, dry_run)
+    if not dry_run:  # sweep_tasks.alert_on_changes pushes after dry runs too; no test here reads that push
+        sweep.push_metrics(config, summary)  # as alert_on_changes does, after delivering
+    return summary, outcome
 
 
 def alert_rows(dsn: str) -> dict[tuple[str, str], dict]:

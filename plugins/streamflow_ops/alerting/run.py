@@ -19,7 +19,6 @@ from streamflow_ops.alerting.delivery import DeliveryReport, deliver
 from streamflow_ops.alerting.state import Advance, AlertState, Key, Policy, advance, dedup_key
 from streamflow_ops.alerting.store import alert_session, delete_state, load_states, save_state
 from streamflow_ops.config import StreamflowOpsConfig
-from streamflow_ops.metrics import push_alert_metrics
 from streamflow_ops.connections import warehouse_connection
 from streamflow_ops.results import CheckResult, Status, describe_error
 from streamflow_ops.store import ensure_ops_schema
@@ -145,16 +144,6 @@ def alert(config: StreamflowOpsConfig, summary: dict, dry_run: bool, now: dateti
                 for state in step.updated:
                     save_state(conn, state, ops)
             report, states = send(step.merged(stored), lambda s: save_state(conn, s, ops))
-    outcome = AlertOutcome(report, Standing.of(states.values()), notes=notes)
-    if not dry_run:
-        outcome.notes += _push_metrics(config, states.values())
-    return outcome
-
-
-def _push_metrics(config: StreamflowOpsConfig, states: Iterable[AlertState]) -> list[str]:
-    """Open incidents and owed deliveries to the Pushgateway; a failure is a note, never a lost alert."""
-    try:
-        log.info(push_alert_metrics(config, list(states)))
-    except Exception as exc:  # noqa: BLE001
-        return [f"alert metrics not pushed to {config.monitoring.pushgateway_conn_id}: {describe_error(exc)}"]
-    return []
+    # Its metrics (owed deliveries) are pushed after this, by sweep.push_metrics: a refused push never
+    # holds back a page.
+    return AlertOutcome(report, Standing.of(states.values()), notes=notes)

@@ -5,6 +5,7 @@ from airflow.sdk import get_current_context, task
 
 from streamflow_ops.config import get_config
 from streamflow_ops.maintenance.window import TITLE, notify_slack, preflight_results, step_results
+from streamflow_ops.metrics import push_window_metrics
 from streamflow_ops.report import format_checks
 from streamflow_ops.results import Status
 
@@ -34,6 +35,7 @@ def report(step_ids: list[str]) -> str:
     text = format_checks(TITLE, step_results({"preflight": ti.xcom_pull(task_ids="preflight")}) + steps)
     print(text)
     print(notify_slack(get_config().alerting, text))
+    print(push_window_metrics(get_config(), steps, get_current_context()["dag_run"]))  # refused: fails, retried
     failed = [r.check_name for r in steps if r.status == Status.CRITICAL]
     if failed:
         raise AirflowFailException(f"maintenance steps failed: {', '.join(failed)} (report sent)")

@@ -356,6 +356,21 @@ class ReviewConfig(Section):
     top_n: Annotated[int, Field(ge=1, le=50)] = 5
 
 
+class RecoveryConfig(Section):
+    """recover_bronze (runbook "Emergency Procedures > Data Recovery (Bronze Layer Corruption)") and restore_drill."""
+
+    # The longest range one recover_bronze run may replay (Kafka keeps 3 days).
+    max_range_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 72
+    # Messages are read until `end` plus this much by message timestamp: a transaction whose event time is in
+    # the range may reach Kafka a little after it.
+    late_arrival_s: Annotated[int, Field(ge=0, le=86_400)] = 300
+    # A partition that yields no message for this long while offsets remain before its stop offset fails the run.
+    read_timeout_s: Positive = 30
+    # Rows staged per COPY while reading (memory bound of the reader).
+    stage_batch_rows: Annotated[int, Field(ge=100, le=1_000_000)] = 50_000
+    statement_timeout_s: PositiveInt = 3_600
+
+
 class StreamflowOpsConfig(Section):
     warehouse: WarehouseConfig = WarehouseConfig()
     retention: RetentionConfig = RetentionConfig()
@@ -372,6 +387,7 @@ class StreamflowOpsConfig(Section):
     business: BusinessConfig = BusinessConfig()
     alerting: AlertingConfig = AlertingConfig()
     remediation: RemediationConfig = RemediationConfig()
+    recovery: RecoveryConfig = RecoveryConfig()
     reports: ReportsConfig = ReportsConfig()
     review: ReviewConfig = ReviewConfig()
 

@@ -29,6 +29,9 @@ ALERT_RETRY_DELAY = timedelta(seconds=30)
 Runs every health check of the operations runbook (runbook "Service Health Checks"; each result cites
 its own heading) and tells people what **changed**.
 
+0. **ensure_ops_tables** (in parallel with the checks): creates or migrates the `ops` tables, waiting at
+   most `warehouse.schema_lock_timeout_s` for a lock. It is the sweep's only DDL: nothing in the alert
+   path changes the schema, so an analyst's open transaction never stops alerting.
 1. **check_&lt;family&gt;** (in parallel): Kafka, Flink, PostgreSQL, Kubernetes, Airflow (REST API),
    monitoring (Prometheus, Alertmanager, Grafana) and business (fraud rate, pipeline latency).
    Each family has a 40 s budget; a family that fails, hangs or is not installed reports `unknown`,
@@ -45,7 +48,9 @@ its own heading) and tells people what **changed**.
    sweep sends what is still owed, never twice. Then, whatever was delivered, it pushes the sweep's metrics
    and the deliveries still owed to a configured channel to `streamflow_pushgateway` when defined (the
    rules of `include/prometheus/`, docs/monitoring.md); a refused push fails the task after the pages went
-   out, and its retry sends nothing twice.
+   out, and its retry sends nothing twice. PagerDuty and Slack are delivered at the same time, each within
+   `alerting.channel_budget_s`. When `ops.alert_state` cannot be used, it pages from this sweep's results
+   and keeps what it told in the Airflow Variable `streamflow_ops_alert_ledger` until PostgreSQL answers.
 
 **dry_run**: check and record results, send nothing and leave `ops.alert_state` untouched (the alert
 task lists what it would have sent).
@@ -54,8 +59,11 @@ task lists what it would have sent).
 def platform_health_sweep():
     checks = {family: task(sweep_tasks.check_family, task_id=f"check_{family}", **FAMILY_ARGS)(family)
               for family in FAMILIES}
+    tables = task(sweep_tasks.ensure_tables, task_id="ensure_ops_tables", execution_timeout=timedelta(seconds=30),
+                  retry_delay=timedelta(seconds=5), retry_exponential_backoff=False)()
     summary = task(sweep_tasks.summarize_sweep, task_id="summarize", trigger_rule=TriggerRule.ALL_DONE,
                    execution_timeout=timedelta(seconds=60), retry_delay=timedelta(seconds=10))(checks)
+    tables >> summary
     task(sweep_tasks.alert_on_changes, task_id="alert", execution_timeout=timedelta(minutes=2),
          retry_delay=ALERT_RETRY_DELAY)(summary)
 

@@ -60,6 +60,9 @@ class WarehouseConfig(Section):
     enriched_at_column: Identifier = "enriched_at"
     connect_timeout_s: PositiveInt = 5
     statement_timeout_s: PositiveInt = 60
+    # Creating or migrating the ops tables (platform_health_sweep's ensure_ops_tables, outside the alert
+    # path) waits at most this long for a lock: an analyst's open transaction never queues the sweep.
+    schema_lock_timeout_s: Positive = 5
 
 
 class RetentionConfig(Section):
@@ -300,6 +303,11 @@ class AlertingConfig(Section):
     not_measured_after: Annotated[int, Field(ge=1)] = 2
     # One PagerDuty or Slack request may take this long; what fails stays owed for the retry or next sweep.
     request_timeout_s: Positive = 20
+    # Each channel gets this long per alert task in all (PagerDuty's pages go out at once, Slack in
+    # parallel), so a hanging channel never starves the other inside the task's 2-minute timeout.
+    channel_budget_s: Annotated[float, Field(gt=0, le=50)] = 45
+    # Slack waits this long for PagerDuty's answers, to tell a refused page in the same message.
+    slack_waits_for_pagerduty_s: Annotated[float, Field(ge=0, le=20)] = 5
 
 
 class WorkloadRef(Section):

@@ -20,7 +20,7 @@ from streamflow_ops.diagnosis.gather import diagnose
 from streamflow_ops.flink import checks as _flink  # noqa: F401
 from streamflow_ops.kafka import checks as _kafka  # noqa: F401
 from streamflow_ops.kubernetes import checks as _kubernetes  # noqa: F401
-from streamflow_ops.connections import connection_defined
+from streamflow_ops.connections import connection_defined, warehouse_connection
 from streamflow_ops.metrics import push_alert_metrics, push_sweep_metrics
 from streamflow_ops.monitoring import checks as _monitoring  # noqa: F401
 from streamflow_ops.postgres import checks as _postgres  # noqa: F401
@@ -92,24 +92,33 @@ def counts(results: Iterable[CheckResult]) -> dict[str, int]:
     return tally
 
 
+def ensure_ops_tables(config: StreamflowOpsConfig) -> None:
+    """Create or migrate the ops tables, outside the alert path (the DAG's ensure_ops_tables task), waiting
+    at most `warehouse.schema_lock_timeout_s` for a lock: an analyst's open transaction fails this step
+    fast, and the sweep still stores (when it can) and alerts."""
+    with warehouse_connection(config.warehouse, lock_timeout_s=config.warehouse.schema_lock_timeout_s) as conn:
+        ensure_ops_schema(conn, config.warehouse.ops_schema)
+
+
 def persist(config: StreamflowOpsConfig, sweep_id: str, results: list[CheckResult], checked_at: datetime) -> None:
-    """Store the sweep; re-storing the same sweep (a retried task) replaces it."""
+    """Store the sweep; re-storing the same sweep (a retried task) replaces it. No DDL: ensure_ops_tables."""
     ops = config.warehouse.ops_schema
     with ops_connection(config) as conn:
-        ensure_ops_schema(conn, ops)
         with conn.transaction():
             conn.execute(load_sql("health_delete_sweep.sql", ops=ops), {"sweep_id": sweep_id})
             write_results(conn, sweep_id, results, checked_at=checked_at, ops_schema=ops)
 
 
 def summarize(config: StreamflowOpsConfig, sweep_id: str, results: list[CheckResult], started_at: datetime,
-              checked_at: datetime | None = None) -> dict:
+              checked_at: datetime | None = None, run_after: datetime | None = None) -> dict:
     """Persist, then the sweep's status and readable report (persistence failing is itself reported). The
     report ends with the PagerDuty incidents still open and the orphans (ops.alert_state, read only)."""
     checked_at = utcnow(checked_at)
     status = worst(r.status for r in results)
     summary: dict[str, Any] = {"sweep_id": sweep_id, "status": status.value, "counts": counts(results),
-                               "checked_at": checked_at.isoformat(), "persisted": True, "notes": []}
+                               "checked_at": checked_at.isoformat(), "persisted": True, "notes": [],
+                               # orders ops.alert_state (the scheduler's clock; without it, the database's)
+                               "run_after": run_after.isoformat() if run_after else None}
     summary["diagnosed"] = diagnose(config, results)  # the runbook's diagnosis on warning/critical results
     try:
         persist(config, sweep_id, results, checked_at)
@@ -122,7 +131,7 @@ def summarize(config: StreamflowOpsConfig, sweep_id: str, results: list[CheckRes
     if summary["persisted"]:
         try:
             report += "".join(f"\n{line}" for line in
-                              standing_alerts(config, results, sweep_id, checked_at).lines(owed=False))
+                              standing_alerts(config, results, sweep_id, run_after).lines(owed=False))
         except Exception as exc:  # noqa: BLE001 - the alert task reports them too
             summary["notes"].append(f"open incidents and orphans unavailable: {describe_error(exc)}")
     if summary["notes"]:
@@ -152,6 +161,10 @@ def run_sweep(config: StreamflowOpsConfig, sweep_id: str, dry_run: bool = False,
     """The whole sweep in one process, families in parallel as the DAG's tasks are (benchmark, tests)."""
     started = datetime.now(timezone.utc)
     families = list(families)
+    try:
+        ensure_ops_tables(config)
+    except Exception:  # noqa: BLE001 - as in the DAG: the sweep still stores what it can and alerts
+        log.warning("ops tables not created or migrated", exc_info=True)
     with ThreadPoolExecutor(max_workers=len(families)) as pool:
         futures = {f: pool.submit(run_family, f, config) for f in families}
         outputs = {f: [r.to_dict() for r in fut.result()] for f, fut in futures.items()}

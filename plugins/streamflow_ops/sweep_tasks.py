@@ -12,7 +12,14 @@ from airflow.sdk.exceptions import AirflowException
 
 from streamflow_ops.config import get_config
 from streamflow_ops.results import describe_error
-from streamflow_ops.sweep import alert, collect, push_metrics, run_family, summarize
+from streamflow_ops.alerting.ledger import VariableLedger
+from streamflow_ops.sweep import alert, collect, ensure_ops_tables, push_metrics, run_family, summarize
+
+
+def ensure_tables() -> None:
+    """Create or migrate the ops tables under a short lock timeout: the only DDL of the sweep, kept out of
+    the alert path (a lock held by an analyst fails this task, never the alerting)."""
+    ensure_ops_tables(get_config())
 
 
 def check_family(family: str) -> list[dict]:
@@ -24,7 +31,8 @@ def summarize_sweep(outputs: dict[str, list[dict] | None]) -> dict:
     """Store the results and log the readable report (also this task's XCom)."""
     context = get_current_context()
     started = context["dag_run"].start_date or datetime.now(timezone.utc)
-    summary = summarize(get_config(), context["run_id"], collect(outputs), started)
+    summary = summarize(get_config(), context["run_id"], collect(outputs), started,
+                        run_after=context["dag_run"].run_after)
     print(summary["report"])
     return summary
 
@@ -32,7 +40,7 @@ def summarize_sweep(outputs: dict[str, list[dict] | None]) -> dict:
 def alert_on_changes(summary: dict) -> dict:
     """Advance ops.alert_state and deliver what is owed; a dry run only lists it."""
     context = get_current_context()
-    outcome = alert(get_config(), summary, dry_run=context["params"]["dry_run"]).to_dict()
+    outcome = alert(get_config(), summary, dry_run=context["params"]["dry_run"], ledger=VariableLedger()).to_dict()
     print(outcome["text"])
     errors = []
     if outcome["delivery"]["errors"]:

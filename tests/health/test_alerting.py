@@ -181,8 +181,11 @@ def test_flapping_is_told_once_and_pages_stop_until_stable():
     assert sweeps.pages[-1] == (RESOLVE, "streamflow-ops/postgres.backup_age") and len(sweeps.pages) == 4
 
 
-def alertmanager(*alertnames: str) -> CheckResult:
-    return CheckResult(AM, C if alertnames else O, "firing", details={"alertnames": list(alertnames)})
+def alertmanager(*alertnames: str, severity: str = "critical") -> CheckResult:
+    """The monitoring check's answer as evaluate_alerts words it: alert names, and lines by severity."""
+    status = (C if severity == "critical" else W) if alertnames else O
+    return CheckResult(AM, status, "firing", details={"alertnames": list(alertnames),
+                                                      "firing": {severity: [f"{a} (namespace=x): s" for a in alertnames]}})
 
 
 def test_alertmanager_already_paging_is_not_paged_twice():

@@ -32,7 +32,9 @@ def test_shape_families_in_parallel_then_summary_then_alert(sweep_dag):
     assert families == {"check_kafka", "check_flink", "check_postgres", "check_kubernetes", "check_airflow",
                         "check_monitoring", "check_business"}
     summarize = sweep_dag.get_task("summarize")
-    assert summarize.upstream_task_ids == families and summarize.trigger_rule == "all_done"
+    # The tables are created or migrated beside the checks, never in the alert path (issue 22).
+    assert summarize.upstream_task_ids == families | {"ensure_ops_tables"} and summarize.trigger_rule == "all_done"
+    assert sweep_dag.get_task("ensure_ops_tables").upstream_task_ids == set()
     assert sweep_dag.get_task("alert").upstream_task_ids == {"summarize"}
     for task_id in families:
         task = sweep_dag.get_task(task_id)

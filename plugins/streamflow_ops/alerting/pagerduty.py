@@ -9,6 +9,7 @@ its client only accepts the fixed https://events.pagerduty.com endpoint.
 from __future__ import annotations
 
 import asyncio
+from typing import Callable, Sequence
 
 from streamflow_ops.alerting.state import AlertState, dedup_key
 
@@ -38,18 +39,42 @@ def build_event(state: AlertState, sweep_id: str) -> dict:
     }
 
 
-def send(conn_id: str, event: dict, timeout_s: float) -> str:
-    """Enqueue one event; returns PagerDuty's dedup key. Raises on any delivery failure."""
+def send_all(conn_id: str, events: Sequence[dict], timeout_s: float, budget_s: float,
+             done: Callable[[dict, BaseException | None], None]) -> None:
+    """Enqueue every event at once (not one after the other), each within `timeout_s` and all within
+    `budget_s`; `done(event, error)` is called as each one is accepted (error None) or fails, so that a
+    hanging PagerDuty costs the task `budget_s` at most and an accepted page is acknowledged at once."""
     from airflow.providers.pagerduty.hooks.pagerduty_events import PagerdutyEventsAsyncHook
     from airflow.sdk import BaseHook
 
     conn = BaseHook.get_connection(conn_id)
     if not conn.password:
-        raise ValueError(f"connection {conn_id} has no integration (routing) key in its password field")
+        error = ValueError(f"connection {conn_id} has no integration (routing) key in its password field")
+        for event in events:
+            done(event, error)
+        return
     hook = PagerdutyEventsAsyncHook(integration_key=conn.password)
     # One request per attempt: what fails stays owed in ops.alert_state and the task retry or the next
     # sweep sends it (the hook's own three tries would hold the task and blur what was delivered).
     hook.retry_limit = 1
     if conn.host and "://" in conn.host:
         hook.base_url = conn.host.rstrip("/")
-    return asyncio.run(asyncio.wait_for(hook.send_event(**event), timeout=timeout_s))
+
+    async def one(event: dict) -> None:
+        try:
+            await asyncio.wait_for(hook.send_event(**event), timeout=min(timeout_s, budget_s))
+        except Exception as exc:  # noqa: BLE001 - reported per event; the others go on
+            done(event, exc)
+        else:
+            done(event, None)
+
+    async def every() -> None:
+        tasks = {asyncio.ensure_future(one(event)): event for event in events}
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=budget_s)
+        for task in late:
+            task.cancel()
+            done(tasks[task], TimeoutError(f"no answer within the PagerDuty budget of {budget_s:g} s"))
+
+    asyncio.run(every())

@@ -3,25 +3,28 @@
 Real run: under the alerting lock, the rows are advanced and written first (what is owed is recorded
 before anything is sent), then every owed item is sent and each acknowledgement written back at once.
 Dry run: the same plan in memory; ops.alert_state is not touched and the report lists what would be sent.
-When PostgreSQL cannot be reached (it may be what is down), every current problem is sent from this
-sweep alone, PagerDuty deduplicating by key, and the report says so.
+When ops.alert_state cannot be used (PostgreSQL down, a lock held, a table owned by another role), the
+sweep pages from its own results, and an Airflow-held ledger (alerting/ledger.py) keeps what it told:
+retries repeat nothing, and once PostgreSQL answers the next sweep records it in ops.alert_state.
+State is ordered by the run's run_after or the database's clock, never a worker's.
 """
 from __future__ import annotations
 
 import logging
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Iterable
 
 from streamflow_ops import registry
-from streamflow_ops.alerting.delivery import DeliveryReport, deliver
+from streamflow_ops.alerting.delivery import DeliveryReport, configured_channels, deliver
+from streamflow_ops.alerting.ledger import Ledger
 from streamflow_ops.alerting.state import Advance, AlertState, Key, Policy, advance, dedup_key
 from streamflow_ops.alerting.store import alert_session, delete_state, load_states, save_state
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.connections import warehouse_connection
 from streamflow_ops.results import CheckResult, Status, describe_error
-from streamflow_ops.store import ensure_ops_schema
+from streamflow_ops.sqlfiles import load_sql
 from streamflow_ops.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -90,60 +93,134 @@ def ops_connection(config: StreamflowOpsConfig):
     return warehouse_connection(config.warehouse, statement_timeout_s=config.postgres_checks.statement_timeout_s)
 
 
-def _plan(config: StreamflowOpsConfig, states: dict[Key, AlertState], results: list[CheckResult], sweep_id: str,
-          checked_at: datetime) -> Advance:
-    return advance(states, results, sweep_id, checked_at, Policy.from_config(config.alerting), ALERT_NAMES,
-                   registry.MONITORING_ALERTMANAGER.name)
+# Every check that can still answer: a row of any other check (renamed, removed) is retired with a note.
+KNOWN_CHECKS = frozenset({name for name, spec in registry.SPECS.items() if spec.in_sweep}
+                         | {f"{family}.sweep" for family in registry.FAMILY_NAMES})
+
+
+def _plan(config: StreamflowOpsConfig, channels: frozenset[str], states: dict[Key, AlertState],
+          results: list[CheckResult], sweep_id: str, ordered_at: datetime) -> Advance:
+    return advance(states, results, sweep_id, ordered_at, Policy.from_config(config.alerting, channels), ALERT_NAMES,
+                   registry.MONITORING_ALERTMANAGER.name, KNOWN_CHECKS)
+
+
+def run_order(summary: dict) -> datetime | None:
+    """The run's run_after (set by the scheduler, not a worker's clock); None outside a DAG run."""
+    return datetime.fromisoformat(summary["run_after"]) if summary.get("run_after") else None
+
+
+def database_now(conn) -> datetime:
+    """The database's clock: orders alert state when the sweep has no run_after."""
+    return conn.execute(load_sql("alert_state_clock.sql")).fetchone()[0]
 
 
 def standing_alerts(config: StreamflowOpsConfig, results: list[CheckResult], sweep_id: str,
-                    checked_at: datetime) -> Standing:
+                    ordered_at: datetime | None) -> Standing:
     """Orphans and open incidents once this sweep is counted, for the sweep report written before alerting
     (read-only: only the alert task changes ops.alert_state)."""
-    ops = config.warehouse.ops_schema
     with ops_connection(config) as conn:
-        ensure_ops_schema(conn, ops)
-        stored = load_states(conn, ops)
-    return Standing.of(_plan(config, stored, results, sweep_id, checked_at).merged(stored).values())
+        stored = load_states(conn, config.warehouse.ops_schema)
+        ordered_at = ordered_at or database_now(conn)
+    step = _plan(config, configured_channels(config.alerting), stored, results, sweep_id, ordered_at)
+    return Standing.of(step.merged(stored).values())
 
 
-def alert(config: StreamflowOpsConfig, summary: dict, dry_run: bool, now: datetime | None = None) -> AlertOutcome:
-    """Advance ops.alert_state by the sweep in `summary` and deliver what is owed (dry run: only say it)."""
+def _adopt(stored: dict[Key, AlertState], carried: dict[Key, AlertState]) -> list[AlertState]:
+    """Ledger rows newer than (or missing from) ops.alert_state: what was told while it could not be used."""
+    epoch = datetime.min.replace(tzinfo=timezone.utc)
+    return [s for k, s in carried.items()
+            if k not in stored or (stored[k].checked_at or epoch) < (s.checked_at or epoch)]
+
+
+def alert(config: StreamflowOpsConfig, summary: dict, dry_run: bool, now: datetime | None = None,
+          ledger: Ledger | None = None) -> AlertOutcome:
+    """Advance ops.alert_state by the sweep in `summary` and deliver what is owed (dry run: only say it).
+
+    No DDL here: the DAG's ensure_ops_tables task creates and migrates the tables. When ops.alert_state
+    cannot be used, the sweep pages from its own results and `ledger` (Airflow) keeps what it told."""
     now = utcnow(now)
     results = [CheckResult.from_dict(d) for d in summary["results"]]
-    checked_at = datetime.fromisoformat(summary["checked_at"])
     sweep_id, ops = summary["sweep_id"], config.warehouse.ops_schema
     notes = list(summary.get("notes", []))
+    channels = configured_channels(config.alerting)
 
     def send(states: dict[Key, AlertState], save) -> tuple[DeliveryReport, dict[Key, AlertState]]:
         report, delivered = deliver(config.alerting, [s for s in states.values() if s.owes],
                                     Status(summary["status"]), summary["counts"], sweep_id, dry_run=dry_run, now=now,
-                                    save=save, notes=notes)
+                                    save=save, channels=channels, notes=notes)
         return report, {**states, **delivered}
 
     with ExitStack() as stack:
         try:
             conn = stack.enter_context(ops_connection(config))
-        except Exception as exc:  # noqa: BLE001 - PostgreSQL down: tell everything current rather than nothing
-            notes.append(f"ops.alert_state unreachable ({describe_error(exc)}): every current problem is sent from "
-                         f"this sweep alone and repeats until PostgreSQL answers (PagerDuty deduplicates by key)")
-            log.warning(notes[-1])
-            report, states = send(_plan(config, {}, results, sweep_id, checked_at).merged({}), None)
-            return AlertOutcome(report, Standing.of(states.values()), notes=notes)
-        # Any failure from here on (a lock wait past the statement timeout, a write) fails the task: retried.
-        stack.enter_context(alert_session(conn))
-        ensure_ops_schema(conn, ops)
-        stored = load_states(conn, ops)
-        step = _plan(config, stored, results, sweep_id, checked_at)
+            stack.enter_context(alert_session(conn))
+            stored = load_states(conn, ops)
+            ordered_at = run_order(summary) or database_now(conn)
+        except Exception as exc:  # noqa: BLE001 - PostgreSQL down, a lock, a table not ours: page anyway
+            stack.close()
+            return _alert_without_table(config, summary, results, dry_run, ledger, notes, channels, send,
+                                        f"{ops}.alert_state cannot be used ({describe_error(exc)})")
+        carried = _load_ledger(ledger, notes)
+        adopted = _adopt(stored, carried)
+        stored.update({s.key: s for s in adopted})
+        step = _plan(config, channels, stored, results, sweep_id, ordered_at)
         if dry_run:
             report, states = send(step.merged(stored), None)
         else:
+            # Any failure from here on (a lock wait past the statement timeout, a write) fails the task: retried.
             with conn.transaction():  # what is owed is recorded before anything is sent
+                for state in adopted:
+                    save_state(conn, state, ops)
                 for key in step.deleted:
                     delete_state(conn, key, ops)
                 for state in step.updated:
                     save_state(conn, state, ops)
+            if carried:
+                notes.append(f"recorded in {ops}.alert_state what was told while it could not be used "
+                             f"({len(adopted)} of {len(carried)} rows)")
+                _clear_ledger(ledger, notes)
             report, states = send(step.merged(stored), lambda s: save_state(conn, s, ops))
     # Its metrics (owed deliveries) are pushed after this, by sweep.push_metrics: a refused push never
     # holds back a page.
+    return AlertOutcome(report, Standing.of(states.values()), notes=notes)
+
+
+def _load_ledger(ledger: Ledger | None, notes: list[str]) -> dict[Key, AlertState]:
+    if ledger is None:
+        return {}
+    try:
+        return ledger.load()
+    except Exception as exc:  # noqa: BLE001 - without it the sweep still alerts, possibly repeating itself
+        notes.append(f"alert ledger unreadable ({describe_error(exc)}): what was told while "
+                     f"ops.alert_state could not be used may be told again")
+        return {}
+
+
+def _clear_ledger(ledger: Ledger, notes: list[str]) -> None:
+    try:
+        ledger.clear()
+    except Exception as exc:  # noqa: BLE001 - recorded already; the next sweep adopts only newer rows
+        notes.append(f"alert ledger not cleared ({describe_error(exc)}): the next sweep clears it")
+
+
+def _alert_without_table(config: StreamflowOpsConfig, summary: dict, results: list[CheckResult], dry_run: bool,
+                         ledger: Ledger | None, notes: list[str], channels: frozenset[str], send,
+                         why: str) -> AlertOutcome:
+    """Page from this sweep's own results, starting from what the ledger says was told already (a retry or
+    a later sweep then repeats nothing), and keep every acknowledgement in the ledger."""
+    carried = _load_ledger(ledger, notes)
+    kept = "kept in Airflow until PostgreSQL answers" if ledger is not None else "not kept (no ledger)"
+    notes.append(f"{why}: this sweep alerts from its own results; what it tells is {kept}")
+    log.warning(notes[-1])
+    ordered_at = run_order(summary) or datetime.fromisoformat(summary["checked_at"])
+    states = _plan(config, channels, carried, results, summary["sweep_id"], ordered_at).merged(carried)
+    if dry_run or ledger is None:
+        report, states = send(states, None)
+    else:
+        def keep(state: AlertState) -> None:
+            states[state.key] = state
+            ledger.store(states.values())
+
+        ledger.store(states.values())  # what is owed is recorded before anything is sent
+        report, states = send(dict(states), keep)
     return AlertOutcome(report, Standing.of(states.values()), notes=notes)

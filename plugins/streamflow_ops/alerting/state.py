@@ -15,10 +15,16 @@ A sweep's results move each row forward (`advance`); deliveries then acknowledge
   its newest form, and one made moot meanwhile (critical, then ok before anybody was told) vanishes.
 - Flap damping: more than `flap_threshold` flips within the last `flap_window` answers turns a row
   flapping: one Slack note with its history, no further change lines or pages until the last
-  `flap_window` answers agree.
+  `flap_window` answers agree. Damping never holds back a first page: a flapping row with no open
+  incident that turns critical is paged (and told) in that sweep; the incident is then held open.
 - Alertmanager deferral: a critical row whose runbook alert Alertmanager already fires (firing, not
-  silenced, not inhibited) in this very sweep is not paged by us; Slack says who pages. When Alertmanager
-  does not answer, the deferral lapses and we page.
+  silenced, not inhibited) at severity critical in this very sweep is not paged by us; Slack says who
+  pages. A warning-severity alert never stands in for our page. When Alertmanager does not answer, the
+  deferral lapses and we page.
+- Only a configured channel is owed anything (`Policy.channels`): without PagerDuty nothing is owed to it,
+  without Slack nothing to Slack. Defining the connection later owes the current state, folded.
+- Retired checks: a row whose check no longer exists (renamed or removed: not in `known_checks`) is
+  resolved with a note saying why (its incident gets a `resolve`), then forgotten once nothing is owed.
 - Orphans: a row with a problem (and so, when critical, an open incident) whose check is now `skipped`
   (its connection was removed) is told once in Slack with the dedup key to close it by hand, and listed
   in every report.
@@ -28,11 +34,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
-from typing import Iterable, Mapping, Sequence
+from typing import Collection, Iterable, Mapping, Sequence
 
 from streamflow_ops.results import CheckResult, Status
 
 Key = tuple[str, str]  # (check_name, subject)
+PAGERDUTY, SLACK = "pagerduty", "slack"
+CHANNELS = frozenset({PAGERDUTY, SLACK})
 ANSWERS = (Status.CRITICAL, Status.WARNING, Status.OK)
 PROBLEMS = (Status.CRITICAL, Status.WARNING)
 
@@ -54,11 +62,12 @@ class Policy:
     flap_window: int = 6
     defer_to_alertmanager: bool = True
     not_measured_after: int = 2
+    channels: frozenset[str] = CHANNELS  # the channels whose connection is defined
 
     @classmethod
-    def from_config(cls, alerting) -> "Policy":
+    def from_config(cls, alerting, channels: Collection[str]) -> "Policy":
         return cls(alerting.flap_threshold, alerting.flap_window, alerting.defer_to_alertmanager,
-                   alerting.not_measured_after)
+                   alerting.not_measured_after, frozenset(channels))
 
 
 @dataclass(frozen=True)
@@ -160,32 +169,53 @@ def _drop(items: tuple[str, ...], item: str) -> tuple[str, ...]:
     return tuple(i for i in items if i != item)
 
 
-def reconcile(state: AlertState) -> AlertState:
+def reconcile(state: AlertState, channels: Collection[str] = CHANNELS) -> AlertState:
     """Derive the owed change line and page from the row (this is what folds stale owed deliveries)."""
-    pending = state.pending_slack
-    if state.flapping or state.status is None or state.status is (state.notified_status or Status.OK):
-        pending = _drop(pending, CHANGE)
+    told = state.notified_status or Status.OK
+    if state.status is None or state.status is told:
+        change = False
+    elif state.flapping:  # damped: only the first critical of the stretch is told (it is also paged)
+        change = state.status is Status.CRITICAL
     else:
-        pending = _add(pending, CHANGE)
-    if state.flapping:
-        wanted = state.incident_open  # held: not paged (nor resolved) until stable
+        change = True
+    pending = _add(state.pending_slack, CHANGE) if change else _drop(state.pending_slack, CHANGE)
+    first_page = state.status is Status.CRITICAL and state.deferred_to is None
+    if state.incident_open and state.flapping:
+        wanted = True  # held open: not resolved until stable
     elif state.incident_open:
         wanted = state.status is not Status.OK  # resolved when it is ok again (SPEC), not on a de-escalation
     else:
-        wanted = state.status is Status.CRITICAL and state.deferred_to is None
+        wanted = first_page  # flapping or not: damping never holds back a first page
     page = TRIGGER if wanted and not state.incident_open else RESOLVE if state.incident_open and not wanted else None
+    if PAGERDUTY not in channels:
+        page = None
+    if SLACK not in channels:
+        pending = ()
     return replace(state, pending_slack=pending, pending_page=page)
 
 
-def firing_alerts(results: Iterable[CheckResult], alertmanager_check: str) -> frozenset[str] | None:
-    """Names of the runbook alerts Alertmanager fires now; None when it did not answer this sweep."""
+_SEVERITIES = {"critical": Status.CRITICAL, "warning": Status.WARNING}
+
+
+def firing_alerts(results: Iterable[CheckResult], alertmanager_check: str) -> dict[str, Status | None] | None:
+    """The runbook alerts Alertmanager fires now, each at its highest `severity` label (None: info, none);
+    None when Alertmanager did not answer this sweep. The monitoring check lists them by severity as
+    "<alertname> (<where>): <summary>" lines (monitoring/evaluators.py evaluate_alerts)."""
     for r in results:
         if r.check_name == alertmanager_check and r.status in ANSWERS:
-            return frozenset(r.details.get("alertnames", ()))
+            firing: dict[str, Status | None] = {name: None for name in r.details.get("alertnames", ())}
+            for severity, lines in (r.details.get("firing") or {}).items():
+                for line in lines:
+                    name = line.split(" (", 1)[0].split(": ", 1)[0]
+                    level = _SEVERITIES.get(severity)
+                    if name in firing and level is not None and (firing[name] is None
+                                                                 or level.severity > firing[name].severity):
+                        firing[name] = level
+            return firing
     return None
 
 
-def _observe(state: AlertState, result: CheckResult, policy: Policy, firing: frozenset[str] | None,
+def _observe(state: AlertState, result: CheckResult, policy: Policy, firing: Mapping[str, Status | None] | None,
              alert_name: str | None, alertmanager_check: str, checked_at: datetime) -> AlertState:
     status = result.status
     recent = (*state.recent, status.value)[-policy.flap_window:]
@@ -200,9 +230,11 @@ def _observe(state: AlertState, result: CheckResult, policy: Policy, firing: fro
         deferred = None
     elif result.check_name == alertmanager_check:  # its critical alerts page through Alertmanager already
         deferred = ", ".join(result.details.get("alertnames", ())) or "its critical alerts"
-    else:  # only an Alertmanager that answered this sweep and fires the alert now pages for us; one that
-        # went silent (unknown, skipped) cannot be trusted to, so we page rather than risk nobody paging
-        deferred = alert_name if alert_name is not None and firing is not None and alert_name in firing else None
+    else:  # only an Alertmanager that answered this sweep and fires the alert now at critical pages for us;
+        # one that went silent (unknown, skipped) cannot be trusted to, nor can a warning stand in for our
+        # critical page, so we page rather than risk nobody paging
+        fired = firing.get(alert_name) if firing is not None and alert_name is not None else None
+        deferred = alert_name if fired is Status.CRITICAL else None
     return replace(state, status=status,
                    status_since=checked_at if status is not state.status else state.status_since,
                    recent=recent, flapping=flapping, pending_slack=pending, deferred_to=deferred,
@@ -224,13 +256,27 @@ def _worst_per_key(results: Iterable[CheckResult]) -> dict[Key, CheckResult]:
     return chosen
 
 
+def _retired(state: AlertState, checked_at: datetime) -> AlertState:
+    """The check is gone: resolve the row with a note saying why (no answer will ever come)."""
+    told = state.notified_status.value if state.notified_status else "nothing"
+    note = CheckResult(state.check_name, Status.OK, subject=state.subject,
+                       message=f"{state.check_name} no longer exists (renamed or removed from the registry or the "
+                               f"configuration): resolved without an answer, its incident is closed (people were "
+                               f"last told: {told})")
+    since = state.status_since if state.status is Status.OK else checked_at
+    return replace(state, status=Status.OK, status_since=since, flapping=False, deferred_to=None, orphan=False,
+                   pending_slack=(), unmeasured_sweeps=0, unmeasured_reason=None, last_result=note.to_dict())
+
+
 def advance(states: Mapping[Key, AlertState], results: Sequence[CheckResult], sweep_id: str,
             checked_at: datetime, policy: Policy, alert_names: Mapping[str, str | None],
-            alertmanager_check: str) -> Advance:
+            alertmanager_check: str, known_checks: Collection[str] | None = None) -> Advance:
     """Move every row by one sweep (pure). A row this sweep (or a newer one) already moved is left
     alone, so a retried alert task, or an old sweep's late retry, changes nothing twice.
 
     alert_names: check_name -> the runbook alert of the same name (registry CheckSpec.alert).
+    known_checks: every check name that still exists (None: all do); a row of any other is retired.
+    `checked_at` orders the sweeps: the run's run_after or the database's clock, never a worker's.
     """
     current = _worst_per_key(results)
     unknown_checks = {r.check_name for r in results if r.status is Status.UNKNOWN}
@@ -245,7 +291,12 @@ def advance(states: Mapping[Key, AlertState], results: Sequence[CheckResult], sw
         if state.last_sweep_id == sweep_id or (state.checked_at and state.checked_at >= checked_at):
             continue
         result = current.get(key)
-        if result is not None and result.status in ANSWERS:
+        if known_checks is not None and check_name not in known_checks:
+            if state.status in (None, Status.OK) and not state.incident_open and not state.owes:
+                out.deleted.append(key)  # retired and told (or nothing to tell): forget it
+                continue
+            new = _retired(state, checked_at)
+        elif result is not None and result.status in ANSWERS:
             new = _observe(state, result, policy, firing, alert_names.get(check_name), alertmanager_check, checked_at)
         elif result is None and check_name in answered:
             if state.status in (None, Status.OK) and not state.incident_open and not state.owes:
@@ -271,7 +322,7 @@ def advance(states: Mapping[Key, AlertState], results: Sequence[CheckResult], sw
             reason = result.message if result is not None else failed_families.get(
                 check_name.split(".", 1)[0], f"no answer from {check_name} this sweep")
             new = _unmeasured(state, reason, policy)
-        out.updated.append(replace(reconcile(new), last_sweep_id=sweep_id, checked_at=checked_at))
+        out.updated.append(replace(reconcile(new, policy.channels), last_sweep_id=sweep_id, checked_at=checked_at))
     return out
 
 

@@ -8,8 +8,10 @@ from datetime import timedelta
 
 from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, chain, dag
 
+from streamflow_ops.config import parse_time_config
 from streamflow_ops.dag_defaults import COMMON_DAG_ARGS, dry_run_param
 from streamflow_ops.maintenance.deadline import notify_slack_overdue
+from streamflow_ops.maintenance.hardstop import apply_hard_stop, notify_window_failed
 from streamflow_ops.maintenance.operators import BronzeRetentionOperator, GoldRefreshOperator, VacuumOperator
 from streamflow_ops.backup.taskgroups import backup_group
 from streamflow_ops.housekeeping.taskgroups import housekeeping_group
@@ -31,7 +33,9 @@ DOC = """
 ### Nightly maintenance window (03:00 UTC)
 The runbook's manual nightly routine (Maintenance Windows > Daily Maintenance (03:00 UTC)), automatic,
 safe and audited. One run at a time (`max_active_runs=1`), no catchup, a deadline alert to Slack 45 minutes
-after the run was queued.
+after the run was queued, and a **hard stop**: the run ends `maintenance.hard_stop_minutes` (120) after it
+started (`dagrun_timeout`; every task's `execution_timeout` fits its retries inside it), and a failed or cut
+run is posted to Slack by the DAG's failure callback (see docs/maintenance.md).
 Trigger with `{"dry_run": true}` to see what every step would do without changing anything.
 
 | step | what | runbook |
@@ -52,13 +56,17 @@ row to `ops.maintenance_audit`. The same operators run the manual DAGs `bronze_r
 
 
 def build(deadline: DeadlineAlert | None = WINDOW_DEADLINE):
-    """The window DAG. Tests build it without the deadline: dag.test() on 3.3.2 crashes on a DAG with one."""
+    """The window DAG. Tests build it without the deadline: dag.test() on 3.3.2 crashes on a DAG with one.
+
+    The hard stop (dagrun_timeout, every task's execution_timeout) is read at parse time:
+    `maintenance.hard_stop_minutes` from the defaults or the Variable held in the environment."""
 
     @dag(
         dag_id="maintenance_tasks",
         schedule="0 3 * * *",
         **COMMON_DAG_ARGS,
         deadline=deadline,
+        on_failure_callback=notify_window_failed,
         tags=["streamflow", "maintenance"],
         params={"dry_run": dry_run_param(False, "every step only reports")},
         doc_md=DOC,
@@ -72,7 +80,7 @@ def build(deadline: DeadlineAlert | None = WINDOW_DEADLINE):
         steps = [retention, vacuum, gold, backup, housekeeping]
         chain(preflight(), *steps, report(task_ids(*steps)))
 
-    return maintenance_tasks()
+    return apply_hard_stop(maintenance_tasks(), parse_time_config().maintenance.hard_stop_minutes)
 
 
 maintenance_window = build()

@@ -87,6 +87,14 @@ class GoldRefreshConfig(Section):
     statement_timeout_s: PositiveInt = 1_800
 
 
+class MaintenanceConfig(Section):
+    """The nightly window (maintenance_tasks) as a whole."""
+
+    # The run ends by this many minutes after it started, whatever hangs (dagrun_timeout, and an
+    # execution_timeout on every task with its retries inside it). Read when the DAG is parsed.
+    hard_stop_minutes: Positive = 120
+
+
 class BackupConfig(Section):
     # auto: cnpg when the Kubernetes connection is defined; else gold_export for schemas == [gold], else pg_dump.
     method: Literal["auto", "cnpg", "pg_dump", "gold_export"] = "auto"
@@ -384,6 +392,7 @@ class StreamflowOpsConfig(Section):
     retention: RetentionConfig = RetentionConfig()
     vacuum: VacuumConfig = VacuumConfig()
     gold_refresh: GoldRefreshConfig = GoldRefreshConfig()
+    maintenance: MaintenanceConfig = MaintenanceConfig()
     backup: BackupConfig = BackupConfig()
     housekeeping: HousekeepingConfig = HousekeepingConfig()
     kafka: KafkaConfig = KafkaConfig()
@@ -428,6 +437,15 @@ def _describe(err: dict) -> str:
     if err["type"] == "string_pattern_mismatch":
         return f"unsafe or invalid name {err['input']!r} (allowed: {err['ctx']['pattern']})"
     return f"{err['msg']} (got {err.get('input')!r})"
+
+
+def parse_time_config() -> StreamflowOpsConfig:
+    """The config a DAG file may read while it is parsed: the defaults plus the Variable only where the
+    environment holds it (AIRFLOW_VAR_STREAMFLOW_OPS_CONFIG), so parsing never calls the metadata
+    database or the API. Settings the scheduler enforces (the window's hard stop) come from here."""
+    import os
+
+    return load_config(os.environ.get(f"AIRFLOW_VAR_{VARIABLE_KEY.upper()}"))
 
 
 def get_config() -> StreamflowOpsConfig:

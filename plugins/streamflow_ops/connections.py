@@ -36,8 +36,37 @@ def warehouse_connection(cfg: WarehouseConfig, *, autocommit: bool = True,
         options += f" -c lock_timeout={int(lock_timeout_s * 1000)}"
     hook = PostgresHook(postgres_conn_id=cfg.conn_id, options=options, **({"database": database} if database else {}))
     conn = hook.get_conn()
+    conn.autocommit = True
+    if conn.info.server_version >= 140000:
+        # A client killed mid-statement (SIGKILL, a lost worker) leaves its backend running, locks held,
+        # until the statement ends; with this the server notices the dead socket within seconds.
+        conn.execute("select set_config('client_connection_check_interval', %s, false)",
+                     (f"{CLIENT_CHECK_S}s",))
     conn.autocommit = autocommit
     try:
         yield conn
     finally:
+        settle_interrupted(conn)
         conn.close()
+
+
+CLIENT_CHECK_S = 5
+
+
+def settle_interrupted(conn) -> None:
+    """Cancel a statement this client stopped waiting for, so that the server stops it too.
+
+    An exception raised inside psycopg's wait (a task's execution_timeout: the window's hard stop) leaves
+    the statement running on the server, holding its locks (the maintenance advisory lock too), and the
+    connection unusable ("another command is already in progress"). Cancel it, drain its result and roll
+    back, so the connection can still write its audit row and closing it releases everything.
+    """
+    from psycopg.pq import TransactionStatus
+
+    if conn.closed or conn.broken or conn.info.transaction_status != TransactionStatus.ACTIVE:
+        return
+    conn.cancel_safe(timeout=5)
+    while conn.pgconn.get_result() is not None:
+        pass
+    if conn.info.transaction_status == TransactionStatus.INERROR:
+        conn.rollback()

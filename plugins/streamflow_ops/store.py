@@ -9,6 +9,7 @@ from typing import Any, Iterable, Iterator
 
 from psycopg.types.json import Jsonb
 
+from streamflow_ops.connections import settle_interrupted
 from streamflow_ops.results import CheckResult
 from streamflow_ops.sqlfiles import load_sql
 
@@ -94,6 +95,7 @@ def audited(conn, actor: Actor, action: str, target: str, dry_run: bool) -> Iter
     except BaseException as exc:
         record.outcome = "failed"
         record.details["error"] = f"{type(exc).__name__}: {exc}"[:1000]
+        settle_interrupted(conn)  # cut inside a statement (execution_timeout): stop it, then close the row
         _close(conn, record, actor)
         raise
     if record.outcome == IN_PROGRESS:

@@ -1,10 +1,20 @@
-"""ops.maintenance_audit rows are committed as `in progress` before an action and closed after it."""
+"""ops.maintenance_audit rows are committed as `in progress` before an action and closed after it; a killed
+client leaves no statement behind on the server."""
 from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from streamflow_ops.connections import CLIENT_CHECK_S
 from streamflow_ops.store import IN_PROGRESS, audited
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -48,3 +58,34 @@ def test_refused_inside_an_open_transaction(warehouse_db, actor):
         with pytest.raises(RuntimeError, match="open transaction"):
             with audited(conn, actor, "test.act", "x", dry_run=False):
                 pass
+
+
+BLOCKED = textwrap.dedent("""
+    from streamflow_ops.config import load_config
+    from streamflow_ops.connections import warehouse_connection
+
+    with warehouse_connection(load_config().warehouse, lock_timeout_s=600, statement_timeout_s=600) as conn:
+        conn.execute("set application_name = 'h1_killed_client'")
+        conn.execute("select count(*) from bronze.transactions")  # waits on the test's lock until killed
+""")
+
+
+def test_server_drops_the_statement_of_a_killed_client(warehouse_db):
+    """SIGKILL while a statement waits on a lock: the backend goes within seconds (client_connection_check_
+    interval), not when its 10-minute lock_timeout ends, so a cut step holds no lock into the morning."""
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": f"{repo / 'plugins'}:{repo}"}
+    with psycopg.connect(warehouse_db) as holder, psycopg.connect(warehouse_db, autocommit=True) as watch:
+        holder.execute("lock table bronze.transactions in access exclusive mode")
+        proc = subprocess.Popen([sys.executable, "-c", BLOCKED], env=env)
+        try:
+            backend = "select count(*) from pg_stat_activity where application_name = 'h1_killed_client'"
+            wait_for("the client's statement to wait on the lock", lambda: watch.execute(
+                backend + " and wait_event_type = 'Lock'").fetchone()[0] == 1, timeout=60)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+            wait_for("the server to drop the dead client's backend",
+                     lambda: watch.execute(backend).fetchone()[0] == 0, timeout=3 * CLIENT_CHECK_S)
+        finally:
+            proc.kill()
+            proc.wait()

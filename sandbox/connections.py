@@ -18,6 +18,7 @@ def sandbox_config(layout: Layout) -> dict:
         **SANDBOX_CONFIG,
         "backup": {"folder": str(layout.root / "backups")},
         "housekeeping": {"log_folder": str(layout.root / "airflow_home" / "logs")},
+        "reports": {"folder": str(layout.root / "reports")},
     }
 
 

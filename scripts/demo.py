@@ -1,5 +1,6 @@
-"""`make demo`: start the sandbox with its live pipeline flowing, run the maintenance window and a health
-sweep, print their reports and what the pipeline wrote meanwhile, stop.
+"""`make demo`: start the sandbox with its live pipeline flowing, run the maintenance window, a health
+sweep and the weekly review (on a week of Prometheus history), print their reports and what the pipeline
+wrote meanwhile, stop.
 
 It uses its own sandbox profile (.sandbox/demo, ports 45600+) with freshly seeded data, runs each DAG
 with `dag.test()` in a fresh interpreter and judges it by the run's state, never by `airflow dags test`'s
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -21,7 +23,7 @@ os.environ.setdefault("STREAMFLOW_SANDBOX_PORT_BASE", "45600")
 
 import psycopg  # noqa: E402
 
-from sandbox import connections, flink, kafka, pipeline, postgres  # noqa: E402
+from sandbox import connections, flink, kafka, monitoring, pipeline, postgres, weekly_series  # noqa: E402
 from sandbox.__main__ import seed_postgres  # noqa: E402
 from sandbox.proc import Layout, SandboxError  # noqa: E402
 
@@ -29,8 +31,9 @@ from sandbox.proc import Layout, SandboxError  # noqa: E402
 RUNS = [
     ("maintenance_tasks", {"dry_run": False}, "report"),
     ("platform_health_sweep", {"dry_run": True}, "summarize"),
+    ("weekly_review", {"dry_run": False}, "prepare"),
 ]
-SERVICES = (postgres, kafka, flink)
+SERVICES = (postgres, kafka, flink, monitoring)
 
 
 def _airflow_env(layout: Layout) -> dict[str, str]:
@@ -114,6 +117,10 @@ def main() -> int:
     started = time.monotonic()
     failures = 0
     try:
+        # A week of PVC and resource history for the weekly review, loaded before Prometheus starts; the
+        # demo's Prometheus starts empty each time, so two demos' weeks never overlap.
+        shutil.rmtree(monitoring.tsdb_dir(layout), ignore_errors=True)
+        weekly_series.load(layout)
         for service in SERVICES:
             t0 = time.monotonic()
             service.start(layout)

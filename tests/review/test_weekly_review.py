@@ -60,6 +60,12 @@ def test_fraud_by_rule_rates_and_flagged_rules_match_sql(crafted_warehouse):
     assert flagged == {"velocity_check": (6, 12, 1.0, "up"), "geo_anomaly": (6, 1, round(-5 / 6, 4), "down"),
                        "blacklist_match": (0, 3, None, "up"), "gone_quiet": (2, 0, -1.0, "down")}
     assert {r["runbook"] for r in report["threshold_review"]} == {"Alert Response Procedures > Alert: HighFraudRate"}
+    # The seeded warehouse has 9 days: last week holds about one day of transactions, and the report says so.
+    this_total, last_total = (report["fraud_rate"][w]["transactions"] for w in ("this_week", "last_week"))
+    assert last_total < this_total / 2
+    assert report["volume_note"] == (f"last week holds {last_total:,} transactions against {this_total:,} this week: "
+                                     f"a rule's change may reflect the volume of data rather than the rule")
+    assert ev.volume_note({"this_week": {"transactions": 100}, "last_week": {"transactions": 50}}) is None
     stricter = gather(load_config({"review": {"rule_change_ratio": 0.4}}), REFERENCE)[0]["threshold_review"]
     assert {r["rule_id"] for r in stricter} == set(flagged) | {"exact_half"}
 
@@ -176,29 +182,33 @@ def test_dry_run_posts_nothing_then_the_real_run_posts_once(crafted_warehouse, s
 @pytest.mark.timeout(300)
 def test_capacity_matches_a_week_loaded_into_the_real_prometheus(crafted_warehouse, sandbox_layout, tmp_path,
                                                                  monkeypatch):
-    """sandbox/weekly_series.py's week, backfilled with promtool into a Prometheus of its own: PVC usage,
-    growth and days until full, CPU and memory against requests as constructed."""
+    """sandbox/weekly_series.py's week, backfilled with promtool into a Prometheus of its own, ending 10
+    minutes before the reference time (the requests are not scraped since: their last value counts), then
+    the live pushed PVC readings: PVC usage, growth and days until full, CPU and memory against requests."""
+    import time
+    from datetime import datetime, timezone
+
     from sandbox import monitoring, weekly_series
     from sandbox.connections import monitoring_env
     from sandbox.proc import Layout
 
     layout = Layout(root=tmp_path / "prometheus", port_base=sandbox_layout.port_base + 10)
     try:
-        end = weekly_series.load(layout)
+        weekly_series.load(layout, end=int(time.time()) - 600)
         monitoring.start(layout)
+        monitoring.wait_for(layout, 'kubelet_volume_stats_used_bytes{job="kubelet"}')  # the live pushed reading
         monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_PROMETHEUS", monitoring_env(layout)["AIRFLOW_CONN_STREAMFLOW_PROMETHEUS"])
-        from datetime import datetime, timezone
-
-        report, pvcs = gather(load_config(), datetime.fromtimestamp(end, timezone.utc))
+        report, pvcs = gather(load_config(), datetime.fromtimestamp(int(time.time()), timezone.utc))
     finally:
         monitoring.stop(layout)
     got = {p["pvc"]: p for p in report["capacity"]["pvcs"]}
     assert set(got) == {f"{ns}/{pvc}" for ns, pvc, _, _ in monitoring.SANDBOX_PVCS}
     for ns, pvc, used, capacity in monitoring.SANDBOX_PVCS:
         reading, growth = got[f"{ns}/{pvc}"], weekly_series.GROWTH_PER_DAY[(ns, pvc)]
-        assert reading["used_bytes"] == pytest.approx(used) and reading["capacity_bytes"] == capacity
-        assert reading["growth_bytes_per_day"] == pytest.approx(growth, rel=1e-6)
-        assert reading["days_until_full"] == pytest.approx((capacity - used) / growth, rel=1e-6)
+        assert reading["used_bytes"] == used and reading["capacity_bytes"] == capacity
+        # the live reading is the series' last value, ~10 minutes of growth below the line: a small bend
+        assert reading["growth_bytes_per_day"] == pytest.approx(growth, rel=1e-3)
+        assert reading["days_until_full"] == pytest.approx((capacity - used) / growth, rel=1e-3)
     assert [p["pvc"] for p in report["capacity"]["pvcs"]][0] == "streamflow-kafka/data-streamflow-kafka-kafka-0"
     cpu = {r["namespace"]: r for r in report["capacity"]["cpu"]}
     memory = {r["namespace"]: r for r in report["capacity"]["memory"]}
@@ -209,3 +219,41 @@ def test_capacity_matches_a_week_loaded_into_the_real_prometheus(crafted_warehou
         assert cpu[ns]["peak"] == pytest.approx(cpu_average * (1 + weekly_series.DAILY_SWING), rel=0.05)
         assert memory[ns]["peak"] == pytest.approx(mem_average * (1 + weekly_series.DAILY_SWING), rel=0.01)
     assert len(pvcs) == 2 and all(len(p["points"]) == 7 * 24 + 1 for p in pvcs)
+
+
+@pytest.mark.airflow
+def test_a_logical_date_ahead_of_run_after_is_refused_and_nothing_is_written(crafted_warehouse, slack_far_ends,
+                                                                            airflow_db, tmp_path, monkeypatch):
+    webhook, slack_api = slack_far_ends
+    monkeypatch.setenv("AIRFLOW_VAR_STREAMFLOW_OPS_CONFIG", json.dumps({"reports": {"folder": str(tmp_path)}}))
+    dag = load_repo_dag("weekly_review")
+    for task in dag.tasks:
+        task.retries = 0  # refused with AirflowFailException anyway; no retry delay to wait out
+    dr = dag.test(logical_date=REFERENCE + timedelta(days=365), run_conf={"dry_run": False})
+    assert dr.state == "failed"
+    assert list(tmp_path.iterdir()) == [] and webhook.requests == [] and slack_api.api.requests == []
+    with psycopg.connect(crafted_warehouse) as conn:
+        assert conn.execute("select to_regclass('ops.weekly_review') is null or "
+                            "(select count(*) = 0 from ops.weekly_review)").fetchone()[0]
+
+
+def test_a_failed_upload_is_retried_alone_the_webhook_is_not_posted_again(crafted_warehouse, slack_far_ends,
+                                                                         tmp_path):
+    from streamflow_ops.review.run import post, prepare
+
+    webhook, slack_api = slack_far_ends
+    config = load_config({"reports": {"folder": str(tmp_path)}})
+    week_start = prepare(config, REFERENCE, dry_run=False)["week_start"]
+    refusals = iter([(200, {"ok": False, "error": "internal_error"})])
+    complete = slack_api._complete
+    slack_api.api.route("POST", r"/api/files\.completeUploadExternal", lambda req: next(refusals, None) or complete(req))
+    with pytest.raises(RuntimeError, match=r"charts via slack_streamflow_api: SlackApiError.*internal_error"):
+        post(config, week_start, dry_run=False)
+    assert len(webhook.requests) == 1 and slack_api.completed == []
+    delivery = post(config, week_start, dry_run=False)
+    assert len(webhook.requests) == 1 and len(slack_api.completed) == 1
+    assert delivery["webhook"] == "sent" and delivery["charts"].startswith("uploaded 3 file(s)")
+    with psycopg.connect(crafted_warehouse) as conn:
+        stored = conn.execute("select report -> 'delivery' from ops.weekly_review where week_start = %s",
+                              (week_start,)).fetchone()[0]
+    assert stored == delivery

@@ -86,6 +86,16 @@ def fraud_rate(total: int, flagged: int) -> dict[str, Any]:
     return {"transactions": total, "flagged": flagged, "rate": flagged / total if total else None}
 
 
+def volume_note(rates: dict[str, dict[str, Any]]) -> str | None:
+    """Said when one week holds less than half the other's transactions: a rule's change may then be the
+    data (an outage, a retention gap, a fresh deploy) rather than the rule."""
+    this, last = rates["this_week"]["transactions"], rates["last_week"]["transactions"]
+    if min(this, last) >= max(this, last) / 2:
+        return None
+    return (f"last week holds {last:,} transactions against {this:,} this week: a rule's change may reflect "
+            f"the volume of data rather than the rule")
+
+
 def threshold_review(fraud_by_rule: Sequence[dict], ratio: float, runbook: str) -> list[dict[str, Any]]:
     """Rules whose weekly count moved by more than `ratio` of last week's (a rule new this week always moves)."""
     flagged = []

@@ -32,12 +32,16 @@ RUNBOOK = {
     "tables": "PostgreSQL Operations > Check Table Sizes",
 }
 # PromQL over the configured namespaces ({scope}); max/sum by label so that a series scraped twice counts once.
+# Capacities and requests change rarely: their last value within the hour before the reference time counts
+# (an instant query sees only the last 5 minutes, and one missed scrape would read "no request").
 PVC_USED = 'max by (namespace, persistentvolumeclaim) (kubelet_volume_stats_used_bytes{{namespace=~"{scope}"}})'
-PVC_CAPACITY = 'max by (namespace, persistentvolumeclaim) (kubelet_volume_stats_capacity_bytes{{namespace=~"{scope}"}})'
+PVC_CAPACITY = ('max by (namespace, persistentvolumeclaim) '
+                '(last_over_time(kubelet_volume_stats_capacity_bytes{{namespace=~"{scope}"}}[1h]))')
 CPU_USED = ('sum by (namespace) (rate(container_cpu_usage_seconds_total{{namespace=~"{scope}",container!=""}}'
             '[15m]))')
 MEMORY_USED = 'sum by (namespace) (container_memory_working_set_bytes{{namespace=~"{scope}",container!=""}})'
-REQUESTS = 'sum by (namespace) (kube_pod_container_resource_requests{{namespace=~"{scope}",resource="{resource}"}})'
+REQUESTS = ('sum by (namespace) (last_over_time(kube_pod_container_resource_requests'
+            '{{namespace=~"{scope}",resource="{resource}"}}[1h]))')
 
 
 def week_start(reference: datetime) -> str:
@@ -76,6 +80,7 @@ def gather(config: StreamflowOpsConfig, reference: datetime) -> tuple[dict[str, 
         "fraud_rate": rates,
         "threshold_review": ev.threshold_review(rules, config.review.rule_change_ratio, RUNBOOK["rules"]),
         "rule_change_ratio": config.review.rule_change_ratio,
+        "volume_note": ev.volume_note(rates),
         "capacity": capacity,
     }
     return report, pvcs

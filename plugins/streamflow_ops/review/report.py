@@ -35,6 +35,8 @@ def findings(report: dict[str, Any], pvc_warning_ratio: float, top_n: int) -> li
             if (days is not None and days < 30) or (ratio is not None and ratio >= pvc_warning_ratio):
                 out.append(f"PVC {pvc['pvc']}: {_pct(ratio)} used, full in {_days(days)} "
                            f"({report['runbook']['pvc']})")
+    if report["threshold_review"] and report["volume_note"]:
+        out.append(f"rules to review: note that {report['volume_note']}")
     for rule in report["threshold_review"]:
         was = f"{rule['change_ratio']:+.0%}" if rule["change_ratio"] is not None else "new this week"
         out.append(f"rule {rule['rule_id']}: {rule['last_week']} -> {rule['this_week']} alerts ({was}): {rule['consider']}")
@@ -70,6 +72,7 @@ def markdown(report: dict[str, Any], charts: dict[str, str]) -> str:
               f"{_rate(rates['last_week'])}.", "", "| rule | this week | last week |", "|---|---|---|"]
     lines += [f"| {r['rule_id']} | {r['this_week']} | {r['last_week']} |" for r in report["fraud_by_rule"]]
     lines += ["", f"## Threshold review (moved by more than {report['rule_change_ratio']:.0%})", ""]
+    lines += [f"Note: {report['volume_note']}.", ""] if report["volume_note"] else []
     lines += [f"- **{r['rule_id']}**: {r['last_week']} -> {r['this_week']} "
               f"({'new' if r['change_ratio'] is None else format(r['change_ratio'], '+.0%')}): {r['consider']}. "
               f"See {r['runbook']}." for r in report["threshold_review"]] or ["No rule moved that much."]

@@ -106,8 +106,9 @@ def prepare_task() -> dict[str, Any]:
 
     context = get_current_context()
     report = prepare(get_config(), reference_time(context), context["params"]["dry_run"])
-    print(Path(report["folder"], "report.md").read_text())
-    return {key: report[key] for key in ("week_start", "folder", "charts", "worst_findings")}
+    text = Path(report["folder"], "report.md").read_text()
+    print(text)
+    return {"report": text, **{key: report[key] for key in ("week_start", "folder", "charts", "worst_findings")}}
 
 
 def post_task(prepared: dict[str, Any]) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""SPEC's run semantics, end to end through dag.test() against the sandbox PostgreSQL:
+"""The contract's run semantics (docs/contract.md), end to end through dag.test() against the sandbox PostgreSQL:
 
 - every DAG's dry_run=true run changes nothing (warehouse rows, files, alert state, no write to the
   Kubernetes or Flink far ends, an idle session survives), and its audit rows say dry;
@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
 import pytest
+from streamflow_ops.config import VacuumConfig
+from streamflow_ops.remediation import runner
 
 from tests.backup.conftest import connect_kubernetes
 from tests.contract.conftest import fresh_dag, states, xcom
@@ -25,6 +28,7 @@ from tests.fakes.payloads import load
 from tests.health.fake_alerts import alert_far_ends
 from tests.housekeeping.test_metadata_cleanup import IMAGE, PODS, serve_pods
 from tests.maintenance.conftest import snapshot
+from tests.remediation.test_postgres_sessions import IDLE_S, connect, roles, wait_idle  # noqa: F401 (roles: fixture)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.airflow]
 OLD_LOG = "dag_id=x/run_id=r1/task_id=t/attempt=1.log"
@@ -71,16 +75,38 @@ def world(warehouse_db, airflow_db, tmp_path, monkeypatch):
                "connect_kubernetes": lambda: connect_kubernetes(kube, tmp_path, monkeypatch)}
 
 
-# dag_id -> audit actions a dry run must leave (each marked dry_run); SPEC: every maintenance action audits.
+# dag_id -> audit actions a dry run must leave (each marked dry_run); the contract: every maintenance action
+# audits. The sweep audits nothing (checked as such). Vacuum has work to list: DEAD_TABLE is made dead-heavy.
 DRY_RUN_AUDITS = {
     "bronze_retention": {"bronze_retention.delete"},
-    "postgres_vacuum": set(),  # no table needs a vacuum on a fresh copy: nothing to list
+    "postgres_vacuum": {"vacuum_analyze"},
     "gold_refresh": {"gold_refresh_concurrently", "gold_refresh_plain"},
-    "postgres_backup": set(),
+    "postgres_backup": {"backup"},
     "airflow_housekeeping": {"task_logs"},
-    "maintenance_tasks": {"bronze_retention.delete", "gold_refresh_concurrently", "gold_refresh_plain", "task_logs"},
+    "maintenance_tasks": {"bronze_retention.delete", "vacuum_analyze", "gold_refresh_concurrently",
+                          "gold_refresh_plain", "task_logs"},
     "platform_health_sweep": set(),
 }
+DEAD_TABLE = ("silver", "fraud_alerts")
+
+
+def dead_tuples(conn, schema: str, table: str) -> int:
+    """n_dead_tup as the vacuum step reads it (cumulative statistics, flushed by the writing session)."""
+    conn.execute("select pg_stat_clear_snapshot()")
+    return conn.execute("select n_dead_tup from pg_stat_user_tables where schemaname = %s and relname = %s",
+                        (schema, table)).fetchone()[0]
+
+
+def make_dead_tuples(conn, schema: str, table: str) -> int:
+    """Every row of the table updated once: half its tuples dead, far above vacuum.dead_ratio_threshold."""
+    rows = conn.execute(f'update "{schema}"."{table}" set rule_id = rule_id').rowcount
+    assert rows > VacuumConfig().min_dead_tuples_for_ratio, rows
+    conn.execute("select pg_stat_force_next_flush()")
+    deadline = time.monotonic() + 15
+    while dead_tuples(conn, schema, table) < rows:
+        assert time.monotonic() < deadline, "the dead tuples never reached pg_stat_user_tables"
+        time.sleep(0.2)
+    return rows
 
 
 @pytest.mark.parametrize("dag_id", sorted(DRY_RUN_AUDITS))
@@ -90,6 +116,7 @@ def test_dry_run_runs_end_to_end_and_changes_nothing(world, dag_id):
     alerts_before = alert_state(conn)
     if dag_id == "airflow_housekeeping":  # its metadata cleanup needs a cluster; the window's is optional
         world["connect_kubernetes"]()
+    dead = make_dead_tuples(conn, *DEAD_TABLE) if "vacuum_analyze" in DRY_RUN_AUDITS[dag_id] else 0
 
     dr = fresh_dag(dag_id).test(run_conf={"dry_run": True})
 
@@ -101,6 +128,8 @@ def test_dry_run_runs_end_to_end_and_changes_nothing(world, dag_id):
     assert all(dry for _, dry, _ in rows), rows
     assert {outcome for _, _, outcome in rows} <= {"dry_run"}, rows
     assert DRY_RUN_AUDITS[dag_id] <= {action for action, _, _ in rows}, rows
+    assert rows if DRY_RUN_AUDITS[dag_id] else rows == [], rows
+    assert dead_tuples(conn, *DEAD_TABLE) >= dead // 2  # not vacuumed: readers' page pruning takes a few, VACUUM all
     assert alert_state(conn) == alerts_before
     assert world["pagerduty"].requests == []
     if dag_id == "platform_health_sweep":  # dry run: checks recorded, no alert sent
@@ -122,10 +151,12 @@ NS = "streamflow-processing"
 
 
 @pytest.mark.parametrize("dag_id", sorted(REMEDIATIONS))
-def test_remediation_dry_run_plans_audits_and_sends_no_change(world, dag_id):
+def test_remediation_dry_run_plans_audits_and_sends_no_change(world, dag_id, request):
     """The Kubernetes far end answers reads (a stable FlinkDeployment, the taskmanager Deployment); a dry
-    run must send it no write, and the warehouse must not change."""
+    run must send it no write, and the warehouse must not change. The idle client session is an
+    application role's (superusers are left alone), idle long enough to be planned: its survival counts."""
     conn, kube = world["conn"], world["kube"]
+    app_role = request.getfixturevalue("roles")[0]
     kube.route("GET", f"/apis/flink.apache.org/v1beta1/namespaces/{NS}/flinkdeployments/[^/]+",
                load("kubernetes", "flinkdeployment_stable"))
     deployment = load("kubernetes", "deployments_flink_ready")["items"][1]
@@ -133,7 +164,7 @@ def test_remediation_dry_run_plans_audits_and_sends_no_change(world, dag_id):
                {"kind": "Deployment", "apiVersion": "apps/v1", **deployment})
     world["connect_kubernetes"]()
     conf, action = REMEDIATIONS[dag_id]
-    with FakeApi() as flink, psycopg.connect(world["dsn"], autocommit=True) as idle:  # a client session, idle: must survive
+    with FakeApi() as flink, connect(world["dsn"], app_role, "grafana", autocommit=True) as idle:
         for path, payload in (("/overview", "overview"), ("/jobs/overview", "jobs_overview"),
                               ("/jobs/[0-9a-f]+", "job_healthy"), ("/jobs/[0-9a-f]+/checkpoints", "checkpoints_healthy"),
                               ("/jobs/[0-9a-f]+/checkpoints/config", "checkpoints_config_healthy"),
@@ -142,8 +173,13 @@ def test_remediation_dry_run_plans_audits_and_sends_no_change(world, dag_id):
             flink.route("GET", path, load("flink", payload))
         world["monkeypatch"].setenv("AIRFLOW_CONN_STREAMFLOW_FLINK", http_connection(flink.url))
         pid = idle.info.backend_pid
+        if dag_id == "remediate_postgres_connections":
+            world["monkeypatch"].setattr(runner, "_idle_s", lambda params: IDLE_S)
+            wait_idle(world["dsn"], [pid], IDLE_S + 0.2)
         warehouse = snapshot(conn)
         dr = fresh_dag(dag_id, retries=0).test(run_conf=conf)
+        if dag_id == "remediate_postgres_connections":
+            assert pid in {item["pid"] for item in xcom(dr, "plan")["plan"]["items"]}
         assert conn.execute("select count(*) from pg_stat_activity where pid = %s", (pid,)).fetchone()[0] == 1
     assert dr.state == "success", states(dr)
     assert snapshot(conn) == warehouse

@@ -129,7 +129,11 @@ def test_a_session_that_changed_since_the_plan_is_not_terminated(warehouse_db, s
     assert {pid["idle"], pid["idle_in_tx"]} <= live_pids(warehouse_db)
 
 
-def test_dry_run_dag_plans_audits_and_never_reaches_the_approval(warehouse_db, sessions, airflow_db):
+def test_dry_run_dag_plans_audits_and_never_reaches_the_approval(warehouse_db, sessions, airflow_db, monkeypatch):
+    # Sessions old enough to be planned (the param's minute scaled to IDLE_S), so "terminates nothing" can fail.
+    monkeypatch.setattr(runner, "_idle_s", lambda params: IDLE_S)
+    pid = {name: p for name, (_, p) in sessions.items()}
+    wait_idle(warehouse_db, [pid["idle"], pid["idle_in_tx"]], IDLE_S + 0.2)
     dr = load_repo_dag("remediate_postgres_connections").test(run_conf={"dry_run": True, "idle_minutes": 1})
     assert dr.state == "success", states(dr)
     assert states(dr) == {"plan": "success", "real_run": "success", "approve": "skipped", "act": "skipped",
@@ -144,6 +148,7 @@ def test_dry_run_dag_plans_audits_and_never_reaches_the_approval(warehouse_db, s
                              "where dag_id = 'remediate_postgres_connections'").fetchall()
     assert audit == [("terminate_sessions", f"postgres:{psycopg.conninfo.conninfo_to_dict(warehouse_db)['dbname']}",
                       True, "dry_run", len(planned["plan"]["items"]))]
+    assert {i["pid"] for i in planned["plan"]["items"]} == {pid["idle"], pid["idle_in_tx"]}
     assert {p for _, p in sessions.values()} <= live_pids(warehouse_db)  # a dry run terminates nothing
 
 

@@ -1,6 +1,7 @@
 """The Flink sandbox against a real local cluster: start, checkpoints, failing checkpoints, cancel, stop.
 
-Runs its own cluster in a temporary profile (own data dir, ports 46100+), not the session fixture's.
+Runs its own cluster in a temporary profile (own data dir; base + 6 of the session's profile: Flink
+base+29/30/87, used by nothing else), not the session fixture's.
 """
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ pytestmark = pytest.mark.flink
 
 
 @pytest.fixture(scope="module")
-def layout(tmp_path_factory):
+def layout(tmp_path_factory, sandbox_layout):
     # A private profile on its own ports: never the session's shared cluster.
-    layout = Layout(root=tmp_path_factory.mktemp("flink-sandbox"), port_base=46100)
+    layout = Layout(root=tmp_path_factory.mktemp("flink-sandbox"), port_base=sandbox_layout.port_base + 6)
     flink.start(layout)
     yield layout
     flink.stop(layout)
@@ -89,9 +90,9 @@ def test_stop_leaves_no_process_and_frees_ports(layout):
                    (layout.flink_rest_port, layout.flink_rpc_port, layout.flink_blob_port))
 
 
-def test_missing_java_is_one_actionable_error(tmp_path, monkeypatch):
+def test_missing_java_is_one_actionable_error(tmp_path, monkeypatch, sandbox_layout):
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("JAVA_HOME", raising=False)
 
     with pytest.raises(SandboxError, match=r"java not found: install a JDK 17 \(apt-get install"):
-        flink.start(Layout(root=tmp_path, port_base=46100))
+        flink.start(Layout(root=tmp_path, port_base=sandbox_layout.port_base + 6))

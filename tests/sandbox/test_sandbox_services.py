@@ -18,12 +18,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def private_layout(tmp_path_factory) -> Layout:
-    """A throwaway profile on its own ports, so these tests never touch the shared services."""
+def private_layout(tmp_path_factory, sandbox_layout) -> Layout:
+    """A throwaway profile on its own ports inside the session's range (base + 6: PostgreSQL base+38, Kafka
+    base+98, used by nothing else), so these tests never touch the shared services or another profile."""
     root = Path("/tmp") / f"sf-sandbox-{os.getpid()}-{tmp_path_factory.getbasetemp().name}"
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
-    return Layout(root=root, port_base=47700)
+    return Layout(root=root, port_base=sandbox_layout.port_base + 6)
 
 
 def _cli(layout: Layout, *args: str) -> subprocess.CompletedProcess:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
+from pathlib import Path
 
 from sandbox import proc
 
@@ -59,3 +61,14 @@ def test_the_test_session_reserves_its_profile_before_any_service_starts():
     if os.geteuid() == 0:
         assert all(proc._covers(reserved, port) for port in range(layout.port_base, layout.port_base + 100))
     assert hasattr(importlib.import_module("tests.conftest"), "pytest_sessionstart")
+
+
+def test_no_test_starts_services_on_ports_outside_its_profile():
+    """A private Layout is placed at an offset of the session's (sandbox_layout.port_base + N), never at a
+    literal base: another engineer's profile, or the dev sandbox, may own that range."""
+    literal = re.compile(r"port_base\s*=\s*\d")
+    tests = Path(__file__).resolve().parents[1]
+    found = [f"{p.relative_to(tests)}:{n}" for p in tests.rglob("*.py") if "unit" not in p.relative_to(tests).parts
+             for n, line in enumerate(p.read_text().splitlines(), 1) if literal.search(line)]
+    assert found == []
+    assert literal.search("Layout(root=tmp_path, port_base=46100)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from airflow.sdk import dag
 
 from streamflow_ops.backup.taskgroups import BACKUP_ASSET, verify_pending_backups
-from streamflow_ops.dag_defaults import COMMON_DAG_ARGS
+from streamflow_ops.dag_defaults import COMMON_DAG_ARGS, dry_run_param
 
 
 @dag(
@@ -12,6 +12,7 @@ from streamflow_ops.dag_defaults import COMMON_DAG_ARGS
     schedule=[BACKUP_ASSET],
     **COMMON_DAG_ARGS,
     tags=["streamflow", "maintenance", "postgres", "backup"],
+    params={"dry_run": dry_run_param(False, "the pending backups are only listed (nothing restored)")},
     doc_md="""
 ### postgres_backup_verify (on the window's backup asset)
 Runs when the nightly window's backup step has left a `pg_dump` (bronze, silver and gold: the standalone
@@ -26,7 +27,8 @@ populated and refreshable, object counts. Only then is the backup `verified` (ma
 `ops.maintenance_audit` row `action='backup'`, `outcome='verified'`) and folder retention runs. Until then
 it is `unverified` with `details.verification = "pending"`, and `postgres.backup_age` warns. A mismatch
 fails without retries, naming the relation; that backup is `failed` and its folder removed. An
-unreachable server is retried; the dump stays pending. Nothing pending: nothing to do.
+unreachable server is retried; the dump stays pending. Nothing pending: nothing to do. Trigger it by hand
+(`dry_run` lists what is pending) after a window whose verification did not run.
 """,
 )
 def postgres_backup_verify():

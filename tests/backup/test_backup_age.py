@@ -94,3 +94,25 @@ def test_audit_rows_decide_and_rows_from_before_the_upgrade_still_count(warehous
     record(2, "unverified", duration_s=100)
     result = backup_age()
     assert result.status is Status.WARNING and result.value == 5.0 and "/backups/2) is unverified" in result.message
+
+
+def test_a_completed_cnpg_backup_counts_and_a_newer_pending_dump_warns():
+    """SPEC: backup_age counts `verified` and `completed`; before, a completed (CNPG) newest backup read as
+    unverified and warned. A window's dump whose verification is pending is unverified until it passes."""
+    assert age(3, latest(3, "completed")).status is Status.OK
+    pending = age(20, latest(1, "unverified"))
+    assert pending.status is Status.WARNING and "is unverified (verify=false, or its verification after the " \
+                                                  "window has not passed yet)" in pending.message
+    none = age(None, latest(1, "completed"))  # the audit's newest good one is what the probe passes as verified
+    assert none.status is Status.CRITICAL and "unverified" not in none.message
+
+
+def test_the_window_step_reports_a_pending_verification_as_ok_and_says_so():
+    base = {"method": "pg_dump", "location": "/backups/x", "size_bytes": 10, "duration_s": 3.0}
+    pending = backup_step_result({**base, "outcome": "unverified", "verification": "pending"}, 600)
+    assert pending.status is Status.OK and "NOT verified" not in pending.message
+    assert "restore verification pending: postgres_backup_verify runs it after the window" in pending.message
+    skipped = backup_step_result({**base, "outcome": "unverified", "verification": "skipped (verify=false)"}, 600)
+    assert skipped.status is Status.WARNING and "NOT verified" in skipped.message
+    completed = backup_step_result({**base, "method": "cnpg", "outcome": "completed"}, 600)
+    assert completed.status is Status.OK

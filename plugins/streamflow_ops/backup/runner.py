@@ -113,12 +113,14 @@ def pending_folders(root: Path) -> list[Path]:
     return [root / e.name for e in sorted(scan(root), key=lambda e: e.taken_at) if e.status == PENDING]
 
 
-def verify_pending(config: StreamflowOpsConfig, run: Actor) -> list[dict[str, Any]]:
+def verify_pending(config: StreamflowOpsConfig, run: Actor, dry_run: bool = False) -> list[dict[str, Any]]:
     """Verify every pending backup (left by the window), oldest first: `verified` (manifest and a new audit
     row, started_at = when the backup was taken) then retention. One that does not restore or match is
     `failed` and removed, and the task fails naming it after the others were verified. Any other error
-    (PostgreSQL unreachable) leaves it pending for the retry."""
+    (PostgreSQL unreachable) leaves it pending for the retry. dry_run: only lists them."""
     root = Path(config.backup.folder)
+    if dry_run:
+        return [{"location": str(folder), "dry_run": True, "would_verify": True} for folder in pending_folders(root)]
     sweep_partial(config, run, datetime.now(timezone.utc))
     done, problems = [], []
     for folder in pending_folders(root):

@@ -175,9 +175,10 @@ def verify_pending_backups() -> list[dict[str, Any]]:
     """Restore every pending dump the window left into a scratch database and compare it with its snapshot;
     only then is it `verified` (audit row, manifest) and folder retention runs. A mismatch fails without
     retries naming the backup (which is removed); an unreachable server is retried, the dump stays pending."""
-    done = verify_pending(get_config(), _run_info())
+    done = verify_pending(get_config(), _run_info(), dry_run=bool(get_current_context()["params"].get("dry_run")))
     for summary in done:
-        print(f"verified {summary['location']}: {summary['verify_duration_s']} s, retention removed "
+        print(f"would verify {summary['location']}" if summary.get("dry_run") else
+              f"verified {summary['location']}: {summary['verify_duration_s']} s, retention removed "
               f"{summary['removed']}")
     if not done:
         print(f"no backup pending verification in {get_config().backup.folder}")

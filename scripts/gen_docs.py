@@ -30,6 +30,7 @@ TOUCHES = {
     "postgres_vacuum": "tables of `vacuum.schemas` (VACUUM)",
     "gold_refresh": "gold materialized views (REFRESH)",
     "postgres_backup": "backup folder (`backup.folder`) or a CNPG `Backup`; a scratch database for verification",
+    "postgres_backup_verify": "pending backups in `backup.folder` (manifest, a failed one removed); a scratch database",
     "airflow_housekeeping": "task logs on each worker queue; Airflow metadata through `airflow db clean` in a pod",
     "platform_health_sweep": "reads every connection; writes `ops.health_check_results`, `ops.alert_state`; "
                              "Slack, PagerDuty, Pushgateway",
@@ -116,6 +117,16 @@ def _param(name: str, param) -> str:
     return ", ".join(facts) + ")"
 
 
+def _schedule(schedule) -> str:
+    """A cron or preset in code; a data-aware schedule as the assets it waits for."""
+    if schedule is None:
+        return "manual"
+    if isinstance(schedule, str):
+        return f"`{schedule}`"
+    assets = schedule if isinstance(schedule, (list, tuple)) else [schedule]
+    return "on asset " + ", ".join(f"`{getattr(asset, 'name', None) or asset}`" for asset in assets)
+
+
 def _citations(doc: str) -> list[str]:
     """The runbook headings (or, quoted, whole sections) a DAG's doc cites."""
     from streamflow_ops.runbook import HEADINGS, INDEX
@@ -128,7 +139,8 @@ def dags_md(bag=None) -> str:
     """One row per DAG: schedule, params with defaults and bounds, what it touches, the headings its doc cites."""
     bag = bag or _dagbag()
     if bag.import_errors:
-        raise SystemExit(f"DAG import errors: {bag.import_errors}")
+        raise SystemExit("DAG import errors: " + "; ".join(f"{Path(path).name}: {error.strip().splitlines()[-1]}"
+                                                            for path, error in bag.import_errors.items()))
     missing = sorted(set(bag.dags) - set(TOUCHES))
     if missing:
         raise SystemExit(f"add what these DAGs touch to TOUCHES in scripts/gen_docs.py: {missing}")
@@ -144,7 +156,7 @@ def dags_md(bag=None) -> str:
     for dag_id in sorted(bag.dags):
         dag = bag.dags[dag_id]
         params = "<br>".join(_param(name, dag.params.get_param(name)) for name in dag.params)
-        schedule = f"`{dag.schedule}`" if dag.schedule else "manual"
+        schedule = _schedule(dag.schedule)
         cites = "<br>".join(_citations(dag.doc_md)) or ""
         lines.append(f"| `{dag_id}` | {schedule} | {_cell(params)} | {_cell(TOUCHES[dag_id])} | {_cell(cites)} |")
     lines.append("")

@@ -53,11 +53,21 @@ SWEEPS = [("kafka.consumer_lag", "flink-fraud-detector", 6, "ok"), ("kafka.consu
           ("postgres.connections", "", 2, "ok")]
 
 
+# Offset samples of flink-fraud-detector, two partitions: (minutes after the week began, [(committed, log end)]).
+# Between 0 and 10 min: 1,200 produced and 1,200 consumed (2/s each); between 10 and 20: 2,400 produced (4/s)
+# and 4,800 consumed (8/s): headroom 2. A sample a minute before the week would add a 10/s input rate.
+OFFSETS = [(-1, [(0, 0), (0, 0)]), (0, [(0, 300), (0, 300)]), (10, [(600, 900), (600, 900)]),
+           (20, [(3000, 2100), (3000, 2100)])]
+
+
 def craft_sweeps(dsn: str) -> None:
     from streamflow_ops.store import ensure_ops_schema
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         ensure_ops_schema(conn)
+        conn.cursor().executemany(
+            "insert into ops.kafka_offset_samples values (%s, 'flink-fraud-detector', 'transactions.raw', %s, %s, %s)",
+            [(REFERENCE - WEEK + timedelta(minutes=m), p, c, e) for m, rows in OFFSETS for p, (c, e) in enumerate(rows)])
         with conn.cursor() as cur:
             cur.executemany("insert into ops.health_check_results (sweep_id, checked_at, component, check_name, subject,"
                             " status, message, runbook) values ('crafted', %s, 'x', %s, %s, %s, 'crafted', '')",

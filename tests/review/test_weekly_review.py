@@ -66,6 +66,8 @@ def test_fraud_by_rule_rates_and_flagged_rules_match_sql(crafted_warehouse):
     assert report["volume_note"] == (f"last week holds {last_total:,} transactions against {this_total:,} this week: "
                                      f"a rule's change may reflect the volume of data rather than the rule")
     assert ev.volume_note({"this_week": {"transactions": 100}, "last_week": {"transactions": 50}}) is None
+    lag = report["capacity"]["kafka_lag_headroom"]
+    assert (lag["samples"], lag["peak_input_per_s"], lag["best_consumer_per_s"], lag["headroom"]) == (3, 4.0, 8.0, 2.0)
     stricter = gather(load_config({"review": {"rule_change_ratio": 0.4}}), REFERENCE)[0]["threshold_review"]
     assert {r["rule_id"] for r in stricter} == set(flagged) | {"exact_half"}
 
@@ -198,7 +200,7 @@ def test_capacity_matches_a_week_loaded_into_the_real_prometheus(crafted_warehou
         monitoring.start(layout)
         monitoring.wait_for(layout, 'kubelet_volume_stats_used_bytes{job="kubelet"}')  # the live pushed reading
         monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_PROMETHEUS", monitoring_env(layout)["AIRFLOW_CONN_STREAMFLOW_PROMETHEUS"])
-        report, pvcs = gather(load_config(), datetime.fromtimestamp(int(time.time()), timezone.utc))
+        report, pvcs = gather(load_config(), datetime.now(timezone.utc))  # not truncated: after the live sample
     finally:
         monitoring.stop(layout)
     got = {p["pvc"]: p for p in report["capacity"]["pvcs"]}
@@ -219,6 +221,9 @@ def test_capacity_matches_a_week_loaded_into_the_real_prometheus(crafted_warehou
         assert cpu[ns]["peak"] == pytest.approx(cpu_average * (1 + weekly_series.DAILY_SWING), rel=0.05)
         assert memory[ns]["peak"] == pytest.approx(mem_average * (1 + weekly_series.DAILY_SWING), rel=0.01)
     assert len(pvcs) == 2 and all(len(p["points"]) == 7 * 24 + 1 for p in pvcs)
+    from streamflow_ops.review import charts
+
+    assert png_size(charts.pvc_usage(pvcs, tmp_path / "pvc.png").read_bytes()) == (800, 450)
 
 
 @pytest.mark.airflow

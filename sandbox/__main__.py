@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "start":
             layout.reserve_ports()  # the whole profile, before any service binds (or loses) one
             for name in services:
+                if name == "monitoring" and _module("weekly_series").load_once(layout):
+                    print("monitoring: a week of PVC and resource history loaded (sandbox/weekly_series.py)")
                 _module(name).start(layout)
                 print(_module(name).status(layout))
             if "postgres" in services:

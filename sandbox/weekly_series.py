@@ -80,3 +80,11 @@ def load(layout: Layout, end: float | None = None) -> float:
     end = float(end if end is not None else int(time.time()) // 60 * 60)
     monitoring.backfill(layout, openmetrics(end), "weekly_series")
     return end
+
+
+def load_once(layout: Layout) -> float | None:
+    """`load` into a profile whose Prometheus has no data yet (`python -m sandbox start`); None otherwise:
+    a second week backfilled over the first would interleave two lines that end a start apart."""
+    if monitoring.tsdb_dir(layout).exists():
+        return None
+    return load(layout)

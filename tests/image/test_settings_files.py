@@ -61,7 +61,7 @@ def test_compose_override_maps_the_host_into_every_airflow_container():
 @pytest.mark.parametrize("path", [".env", ".env.local", "logs/scheduler/x.log", ".sandbox/dev/postgres/data/PG_VERSION",
                                   ".venv/bin/python", "airflow_settings.yaml", "airflow_settings_containers.yaml",
                                   "sandbox/postgres.py", "plugins/streamflow_ops/__pycache__/config.cpython-311.pyc",
-                                  "docker-compose.override.yml", ".git/HEAD"])
+                                  "docker-compose.override.yml", ".git/HEAD", ".hypothesis/examples/x"])
 def test_dockerignore_keeps_credentials_and_local_state_out_of_the_image(path):
     assert is_ignored(path, dockerignore_patterns())
 

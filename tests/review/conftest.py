@@ -48,8 +48,8 @@ def craft_fraud_alerts(dsn: str) -> None:
 
 
 # (check, subject, days before the reference time, status): two problems, told and resolved in the week.
-SWEEPS = [("kafka.consumer_lag", "flink-fraud-detector", 6, "ok"), ("kafka.consumer_lag", "flink-fraud-detector", 5, "warning"),
-          ("kafka.consumer_lag", "flink-fraud-detector", 4, "ok"), ("postgres.connections", "", 3, "critical"),
+LAG = ("kafka.consumer_lag", "flink-fraud-detector")
+SWEEPS = [(*LAG, 6, "ok"), (*LAG, 5, "warning"), (*LAG, 4, "ok"), ("postgres.connections", "", 3, "critical"),
           ("postgres.connections", "", 2, "ok")]
 
 
@@ -67,11 +67,14 @@ def craft_sweeps(dsn: str) -> None:
         ensure_ops_schema(conn)
         conn.cursor().executemany(
             "insert into ops.kafka_offset_samples values (%s, 'flink-fraud-detector', 'transactions.raw', %s, %s, %s)",
-            [(REFERENCE - WEEK + timedelta(minutes=m), p, c, e) for m, rows in OFFSETS for p, (c, e) in enumerate(rows)])
+            [(REFERENCE - WEEK + timedelta(minutes=m), p, c, e)
+             for m, rows in OFFSETS for p, (c, e) in enumerate(rows)])
         with conn.cursor() as cur:
-            cur.executemany("insert into ops.health_check_results (sweep_id, checked_at, component, check_name, subject,"
-                            " status, message, runbook) values ('crafted', %s, 'x', %s, %s, %s, 'crafted', '')",
-                            [(REFERENCE - timedelta(days=d), check, subject, status) for check, subject, d, status in SWEEPS])
+            cur.executemany("insert into ops.health_check_results (sweep_id, checked_at, component, check_name,"
+                            " subject, status, message, runbook)"
+                            " values ('crafted', %s, 'x', %s, %s, %s, 'crafted', '')",
+                            [(REFERENCE - timedelta(days=d), check, subject, status)
+                             for check, subject, d, status in SWEEPS])
 
 
 @pytest.fixture

@@ -81,7 +81,8 @@ def test_without_prometheus_capacity_says_why_and_the_rest_is_gathered(crafted_w
             "select (to_timestamp(transaction_time) at time zone 'UTC')::date::text, count(*) from bronze.transactions"
             " where transaction_time >= %s and transaction_time < %s group by 1 order by 1",
             ((REFERENCE - WEEK).timestamp(), REFERENCE.timestamp())).fetchall()
-    assert [(r["day"], r["rows"]) for r in report["capacity"]["rows_per_day"]["bronze"]] == per_day and len(per_day) >= 7
+    bronze = report["capacity"]["rows_per_day"]["bronze"]
+    assert [(r["day"], r["rows"]) for r in bronze] == per_day and len(per_day) >= 7
     assert all(t["bytes"] > 0 for t in report["capacity"]["table_sizes"])
     # Defined but unreachable: each part says what failed, fast (one timeout for all: the client remembers).
     monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_PROMETHEUS", http_connection(f"http://127.0.0.1:{unused_port()}"))
@@ -133,10 +134,11 @@ def test_pvc_projection_and_lag_headroom_by_hand():
 
     t0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
     samples = [OffsetSample(t0 + timedelta(minutes=m), "g", "transactions.raw", p, c, e)
-               for m, rows in ((0, [(0, 0), (0, 0)]), (10, [(600, 1200), (600, 1200)]), (20, [(3000, 2400), (3000, 2400)]))
+               for m, rows in ((0, [(0, 0), (0, 0)]), (10, [(600, 1200), (600, 1200)]),
+                               (20, [(3000, 2400), (3000, 2400)]))
                for p, (c, e) in enumerate(rows)]
     headroom = ev.lag_headroom(samples, "g")
-    assert headroom["peak_input_per_s"] == 4.0 and headroom["best_consumer_per_s"] == 8.0 and headroom["headroom"] == 2.0
+    assert (headroom["peak_input_per_s"], headroom["best_consumer_per_s"], headroom["headroom"]) == (4.0, 8.0, 2.0)
 
 
 @pytest.mark.airflow
@@ -169,7 +171,8 @@ def test_dry_run_posts_nothing_then_the_real_run_posts_once(crafted_warehouse, s
     assert complete["channel_id"] == slack_api.CHANNEL_ID
     assert {f["filename"]: f["data"] for f in slack_api.uploaded.values()} == charts
     with psycopg.connect(crafted_warehouse) as conn:
-        (report,), = conn.execute("select report from ops.weekly_review where week_start = %s", (week_start,)).fetchall()
+        (report,), = conn.execute("select report from ops.weekly_review where week_start = %s",
+                                  (week_start,)).fetchall()
     assert report["delivery"] == {"webhook": "sent", "charts": "uploaded 3 file(s): F00000001, F00000002, F00000003"}
     assert json.loads((folder / "report.json").read_text())["fraud_by_rule"] == report["fraud_by_rule"]
     assert report["alerts"]["totals"] == {"slack_messages": 4, "pages_sent": 1, "open_incidents": 0}
@@ -199,7 +202,8 @@ def test_capacity_matches_a_week_loaded_into_the_real_prometheus(crafted_warehou
         weekly_series.load(layout, end=int(time.time()) - 600)
         monitoring.start(layout)
         monitoring.wait_for(layout, 'kubelet_volume_stats_used_bytes{job="kubelet"}')  # the live pushed reading
-        monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_PROMETHEUS", monitoring_env(layout)["AIRFLOW_CONN_STREAMFLOW_PROMETHEUS"])
+        key = "AIRFLOW_CONN_STREAMFLOW_PROMETHEUS"
+        monkeypatch.setenv(key, monitoring_env(layout)[key])
         report, pvcs = gather(load_config(), datetime.now(timezone.utc))  # not truncated: after the live sample
     finally:
         monitoring.stop(layout)
@@ -251,7 +255,8 @@ def test_a_failed_upload_is_retried_alone_the_webhook_is_not_posted_again(crafte
     week_start = prepare(config, REFERENCE, dry_run=False)["week_start"]
     refusals = iter([(200, {"ok": False, "error": "internal_error"})])
     complete = slack_api._complete
-    slack_api.api.route("POST", r"/api/files\.completeUploadExternal", lambda req: next(refusals, None) or complete(req))
+    slack_api.api.route("POST", r"/api/files\.completeUploadExternal",
+                        lambda req: next(refusals, None) or complete(req))
     with pytest.raises(RuntimeError, match=r"charts via slack_streamflow_api: SlackApiError.*internal_error"):
         post(config, week_start, dry_run=False)
     assert len(webhook.requests) == 1 and slack_api.completed == []

@@ -39,7 +39,8 @@ def rows_per_day(conn, config: StreamflowOpsConfig, table: tuple[str, str], sinc
 
 
 def table_sizes(conn, tables: list[tuple[str, str]]) -> list[dict]:
-    return dict_rows(conn, "review_table_sizes.sql", {"schemas": [s for s, _ in tables], "tables": [t for _, t in tables]})
+    return dict_rows(conn, "review_table_sizes.sql",
+                     {"schemas": [s for s, _ in tables], "tables": [t for _, t in tables]})
 
 
 class Prometheus:

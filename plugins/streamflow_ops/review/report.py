@@ -39,7 +39,8 @@ def findings(report: dict[str, Any], pvc_warning_ratio: float, top_n: int) -> li
         out.append(f"rules to review: note that {report['volume_note']}")
     for rule in report["threshold_review"]:
         was = f"{rule['change_ratio']:+.0%}" if rule["change_ratio"] is not None else "new this week"
-        out.append(f"rule {rule['rule_id']}: {rule['last_week']} -> {rule['this_week']} alerts ({was}): {rule['consider']}")
+        out.append(f"rule {rule['rule_id']}: {rule['last_week']} -> {rule['this_week']} alerts ({was}): "
+                   f"{rule['consider']}")
     for key in ("cpu", "memory"):
         if isinstance(capacity.get(key), list):
             out += [f"{row['namespace']}: {key} peak {row['peak_over_request']:.0%} of its requests"
@@ -99,7 +100,8 @@ def markdown(report: dict[str, Any], charts: dict[str, str]) -> str:
     for day in sorted(set(by_layer["bronze"]) | set(by_layer["silver"])):
         lines.append(f"| {day} | {by_layer['bronze'].get(day, 0):,} | {by_layer['silver'].get(day, 0):,} |")
     lines.append("")
-    lines += [f"- {t['name']}: {'absent' if t['bytes'] is None else _size(t['bytes'])}" for t in capacity["table_sizes"]]
+    lines += [f"- {t['name']}: {'absent' if t['bytes'] is None else _size(t['bytes'])}"
+              for t in capacity["table_sizes"]]
     lag = capacity["kafka_lag_headroom"]
     lines += ["", f"### Kafka lag headroom ({report['runbook']['lag']})", ""]
     if "not_gathered" in lag:
@@ -119,11 +121,12 @@ def slack_message(report: dict[str, Any], worst: list[str], folder: str) -> Slac
     summary = (f"Week of {report['week_start']}: {alerts['slack_messages']} alert messages, {alerts['pages_sent']} "
                f"pages, {alerts['open_incidents']} incidents still open. Fraud rate {_pct(rates['this_week']['rate'])} "
                f"(last week {_pct(rates['last_week']['rate'])}); {len(report['threshold_review'])} rule(s) to review.")
-    blocks = [{"type": "header", "text": {"type": "plain_text", "text": f"Weekly review: week of {report['week_start']}"}},
+    title = f"Weekly review: week of {report['week_start']}"
+    blocks = [{"type": "header", "text": {"type": "plain_text", "text": title}},
               {"type": "section", "text": {"type": "mrkdwn", "text": summary}}]
     if worst:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn",
-                                                   "text": "*Worst findings*\n" + "\n".join(f"• {w}" for w in worst)}})
+        text = "*Worst findings*\n" + "\n".join(f"• {w}" for w in worst)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"weekly_review: {folder} | "
                                                                               f"{report['runbook']['review']}"}]})
     return SlackMessage(summary, blocks)

@@ -93,6 +93,10 @@ class MaintenanceConfig(Section):
     # The run ends by this many minutes after it started, whatever hangs (dagrun_timeout, and an
     # execution_timeout on every task with its retries inside it). Read when the DAG is parsed.
     hard_stop_minutes: Positive = 120
+    # maintenance.last_success: hours since a step's last real successful run (runbook: the window is daily).
+    last_success_warning_h: Positive = 26
+    last_success_critical_h: Positive = 50
+    bands = (("last_success_warning_h", "last_success_critical_h"),)
 
 
 class BackupConfig(Section):

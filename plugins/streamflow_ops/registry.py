@@ -299,6 +299,13 @@ MAINTENANCE_REPORT = _spec(
     "maintenance.report", "maintenance", DAILY_MAINTENANCE, in_sweep=False,
     first_step="read the step's task log, fix, then clear the step")
 
+# In the sweep's postgres family: it reads ops.maintenance_audit through the warehouse connection.
+MAINTENANCE_LAST_SUCCESS = _spec(
+    "maintenance.last_success", "postgres", DAILY_MAINTENANCE, connection="warehouse.conn_id",
+    thresholds=("maintenance.last_success_warning_h", "maintenance.last_success_critical_h"),
+    first_step="read the step's last maintenance_tasks run (its report and audit rows); a skip names the "
+               "session or gate that held it off; then run the step's manual DAG (dry run first)")
+
 # The sweep's families in task order; each maps to the heading a whole-family failure cites.
 FAMILY_RUNBOOK = {
     "kafka": KAFKA_CLUSTER,

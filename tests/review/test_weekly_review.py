@@ -126,6 +126,17 @@ def test_pvc_projection_and_lag_headroom_by_hand():
     pvc, = ev.pvc_projection(used, capacity)
     assert pvc["used_bytes"] == 17e9 and pvc["growth_bytes_per_day"] == pytest.approx(1e9)
     assert pvc["days_until_full"] == pytest.approx(33) and pvc["usage_ratio"] == 17 / 50
+    # Prometheus answers NaN/Inf as numbers: never a reading (report.json and jsonb refuse NaN)
+    broken = [{**capacity[0], "value": [0, "NaN"]}]
+    assert ev.pvc_projection(used, broken)[0] | {"points": None} == {
+        "pvc": "streamflow-data/pg", "used_bytes": 17e9, "capacity_bytes": None, "usage_ratio": None,
+        "growth_bytes_per_day": pytest.approx(1e9), "days_until_full": None, "points": None}
+    nan_used = [{**used[0], "values": used[0]["values"] + [[169 * 3600, "NaN"]]}]
+    assert ev.pvc_projection(nan_used, capacity)[0]["used_bytes"] == 17e9
+    assert ev.against_requests([{"metric": {"namespace": "n"}, "values": [[0, "1"], [1, "+Inf"]]}],
+                               [{"metric": {"namespace": "n"}, "value": [0, "NaN"]}]) == [
+        {"namespace": "n", "average": 1.0, "peak": 1.0, "requested": None, "peak_over_request": None,
+         "average_over_request": None}]
     flat = [{**used[0], "values": [[i * day, "5e9"] for i in range(8)]}]
     assert ev.pvc_projection(flat, capacity)[0]["days_until_full"] is None
     from datetime import datetime, timezone

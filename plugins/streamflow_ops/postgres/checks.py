@@ -11,6 +11,7 @@ from streamflow_ops.connections import connection_defined, warehouse_connection
 from streamflow_ops.postgres.evaluators import (
     BACKUP_AGE,
     CONNECTIONS,
+    LAST_SUCCESS,
     DEAD_TUPLES,
     LONG_QUERIES,
     REACHABLE,
@@ -19,11 +20,12 @@ from streamflow_ops.postgres.evaluators import (
     evaluate_backup_age,
     evaluate_connections,
     evaluate_dead_tuples,
+    evaluate_last_success,
     evaluate_long_queries,
     evaluate_replication_lag,
     evaluate_txid_wraparound,
 )
-from streamflow_ops.postgres.probes import audit_backups, cnpg_last_backup
+from streamflow_ops.postgres.probes import audit_backups, cnpg_last_backup, maintenance_runs
 from streamflow_ops.registry import Family, register, run_guarded
 from streamflow_ops.results import CheckResult, Status, describe_error
 from streamflow_ops.sqlfiles import dict_rows
@@ -77,6 +79,8 @@ def _run(config: StreamflowOpsConfig, now: datetime) -> list[CheckResult]:
         LONG_QUERIES: lambda conn: evaluate_long_queries(dict_rows(conn, "health_long_queries.sql"), cfg),
         WRAPAROUND: lambda conn: evaluate_txid_wraparound(dict_rows(conn, "health_txid_wraparound.sql"), cfg),
         BACKUP_AGE: lambda conn: _backup_age(conn, config, now),
+        LAST_SUCCESS: lambda conn: evaluate_last_success(maintenance_runs(conn, config), now, config.maintenance,
+                                                         config.maintenance.hard_stop_minutes / 60),
     }
     results = [first]
     try:

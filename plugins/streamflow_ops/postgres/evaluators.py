@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from streamflow_ops import registry
-from streamflow_ops.config import PostgresChecksConfig
+from streamflow_ops.config import MaintenanceConfig, PostgresChecksConfig
 from streamflow_ops.registry import CheckSpec
 from streamflow_ops.results import CheckResult, Status, banded
 
@@ -16,6 +16,8 @@ DEAD_TUPLES = registry.POSTGRES_DEAD_TUPLES
 LONG_QUERIES = registry.POSTGRES_LONG_QUERIES
 WRAPAROUND = registry.POSTGRES_TXID_WRAPAROUND
 BACKUP_AGE = registry.POSTGRES_BACKUP_AGE
+LAST_SUCCESS = registry.MAINTENANCE_LAST_SUCCESS
+MAINTENANCE_STEPS = ("retention", "vacuum", "gold_refresh", "backup")
 MB = 1024 * 1024
 
 
@@ -149,3 +151,44 @@ def evaluate_backup_age(backups: dict[str, datetime | None], errors: dict[str, s
     return _result(BACKUP_AGE, status, value=round(age_h, 2), threshold=threshold, details=details,
                    message="; ".join([f"last good backup (verified or CNPG completed) {age_h:.1f} h ago ({newest:%Y-%m-%d %H:%M} UTC, "
                                       f"from {source})", *notes]))
+
+
+def evaluate_last_success(runs: Sequence[dict[str, Any]], now: datetime, cfg: MaintenanceConfig,
+                          hard_stop_h: float) -> list[CheckResult]:
+    """maintenance.last_success, one result per window step (rows as maintenance_last_runs.sql returns them).
+
+    ok: the last real run succeeded < warning_h ago. warning: warning_h..critical_h, or the last run was
+    skipped (gate closed, lock held), failed, or never finished (a killed run's 'in progress' row older
+    than the hard stop), or the step never ran. critical: no success for > critical_h.
+    """
+    by_step = {row["step"]: row for row in runs}
+    threshold = f"warning {cfg.last_success_warning_h:g} h, critical {cfg.last_success_critical_h:g} h"
+    results = []
+    for step in MAINTENANCE_STEPS:
+        row = by_step.get(step)
+        if row is None:
+            results.append(LAST_SUCCESS.result(Status.WARNING, f"{step} never ran (no real run in the audit)",
+                                               subject=step, threshold=threshold))
+            continue
+        success = row["last_success_at"]
+        age_h = None if success is None else (now - success).total_seconds() / 3600
+        since = "never succeeded" if age_h is None else f"last success {age_h:.1f} h ago ({success:%Y-%m-%d %H:%M} UTC)"
+        last = f"its last run {row['last_run_id']} ({row['last_started_at']:%Y-%m-%d %H:%M} UTC)"
+        outcome = row["last_outcome"]
+        running = outcome == "in progress" and (now - row["last_started_at"]).total_seconds() / 3600 < hard_stop_h
+        notes = {"skipped": f"{last} was SKIPPED: {row['last_note']}",
+                 "failed": f"{last} FAILED: {row['last_note']}",
+                 "in progress": f"{last} never finished (killed?): {row['last_note']} is still 'in progress'"}
+        note = None if outcome == "success" or running else notes[outcome]
+        if age_h is None or age_h > cfg.last_success_critical_h:
+            status = Status.CRITICAL if age_h is not None else Status.WARNING
+        elif age_h >= cfg.last_success_warning_h or note:
+            status = Status.WARNING
+        else:
+            status = Status.OK
+        message = "; ".join(filter(None, [f"{step}: {since}", note, f"{last} is running" if running else None]))
+        results.append(LAST_SUCCESS.result(status, message, subject=step, threshold=threshold,
+                                           value=None if age_h is None else round(age_h, 2),
+                                           details={k: (v.isoformat() if isinstance(v, datetime) else v)
+                                                    for k, v in row.items()}))
+    return results

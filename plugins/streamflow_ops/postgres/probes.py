@@ -23,6 +23,14 @@ def audit_backups(conn, config: StreamflowOpsConfig) -> tuple[datetime | None, d
     return (verified["finished_at"] if verified else None), by_kind.get("latest")
 
 
+def maintenance_runs(conn, config: StreamflowOpsConfig) -> list[dict]:
+    """Per window step, its newest real run (outcome, when, a note) and newest success, from the audit."""
+    try:
+        return dict_rows(conn, "maintenance_last_runs.sql", ops=config.warehouse.ops_schema)
+    except psycopg.errors.UndefinedTable:  # ops schema not bootstrapped yet: no step ever ran
+        return []
+
+
 def cnpg_last_backup(config: StreamflowOpsConfig) -> datetime | None:
     """status.lastSuccessfulBackup of the CloudNativePG Cluster the backups are taken of."""
     cluster = KubeProbe(config.kubernetes).custom_object(CNPG_CLUSTER, config.backup.cnpg_namespace,

@@ -135,6 +135,12 @@ def slope_per_s(points: Sequence[tuple[float, float]]) -> float | None:
     return sum((t - mean_t) * (v - mean_v) for t, v in points) / spread
 
 
+def _finite_values(vector: Sequence[dict], key) -> dict:
+    """An instant vector as {key(labels): value}, without NaN/Inf readings (JSON and jsonb refuse them)."""
+    values = {key(s.get("metric") or {}): float(s["value"][1]) for s in vector}
+    return {k: v for k, v in values.items() if math.isfinite(v)}
+
+
 def _pvc_key(labels: dict) -> tuple[str, str]:
     return labels.get("namespace", ""), labels.get("persistentvolumeclaim", "")
 
@@ -142,7 +148,7 @@ def _pvc_key(labels: dict) -> tuple[str, str]:
 def pvc_projection(used_range: Sequence[dict], capacity: Sequence[dict]) -> list[dict[str, Any]]:
     """Per PVC: usage now (the week's last reading), growth per day (least squares over the week) and days
     until full at that growth (None when it is not growing); the week's readings for the chart."""
-    capacity_by = {_pvc_key(s.get("metric") or {}): float(s["value"][1]) for s in capacity}
+    capacity_by = _finite_values(capacity, _pvc_key)
     pvcs = []
     for series in used_range:
         key, points = _pvc_key(series.get("metric") or {}), _finite_points(series)
@@ -151,7 +157,7 @@ def pvc_projection(used_range: Sequence[dict], capacity: Sequence[dict]) -> list
         used_now, total = points[-1][1], capacity_by.get(key)
         slope = slope_per_s(points)
         growth = slope * DAY_S if slope is not None else None
-        free = total - used_now if total is not None and math.isfinite(total) else None
+        free = total - used_now if total is not None else None
         days = free / growth if free is not None and growth and growth > 0 else None
         pvcs.append({"pvc": f"{key[0]}/{key[1]}", "used_bytes": used_now, "capacity_bytes": total,
                      "usage_ratio": used_now / total if total else None, "growth_bytes_per_day": growth,
@@ -161,7 +167,7 @@ def pvc_projection(used_range: Sequence[dict], capacity: Sequence[dict]) -> list
 
 def against_requests(usage_range: Sequence[dict], requests: Sequence[dict]) -> list[dict[str, Any]]:
     """Per namespace: the week's average and peak usage against the sum of its containers' requests."""
-    requested = {(s.get("metric") or {}).get("namespace", ""): float(s["value"][1]) for s in requests}
+    requested = _finite_values(requests, lambda labels: labels.get("namespace", ""))
     rows = []
     for series in usage_range:
         namespace, values = (series.get("metric") or {}).get("namespace", ""), [v for _, v in _finite_points(series)]

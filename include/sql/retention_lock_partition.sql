@@ -1,2 +1,4 @@
--- Hold off late writes to the partition between its promotion proof and its drop (reads are not blocked).
-lock table {partition} in share mode
+-- Parent first (ONLY: not every partition), then the partition: the order an insert takes them, so a late
+-- writer waits instead of deadlocking. Both under lock_timeout; the proof that follows runs under them.
+lock table only {bronze} in access exclusive mode;
+lock table {partition} in access exclusive mode

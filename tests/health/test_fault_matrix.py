@@ -57,9 +57,10 @@ def assert_statuses(results, faults: dict[tuple[str, str | None], Status]) -> No
 
 @pytest.fixture
 def live(warehouse_db, postgres_service, kafka_service, flink_service, sandbox_connections, monkeypatch):
-    """The whole sandbox, healthy: pipeline live, last night's backup recorded."""
+    """The whole sandbox, healthy: pipeline live, last night's window and backup recorded."""
     monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_POSTGRES", warehouse_db)
     wh.make_live(warehouse_db)
+    wh.record_window(warehouse_db, hours_ago=3)
     wh.record_backup(warehouse_db, hours_ago=3)
     return warehouse_db
 

@@ -100,7 +100,11 @@ def test_run_checks_on_the_seeded_warehouse(warehouse_db):
     assert found[("postgres.replication_lag", "")].status is Status.OK
     # Nothing was ever backed up in a fresh warehouse: that is critical, not fine.
     assert found[("postgres.backup_age", "")].status is Status.CRITICAL
-    assert all(r.status is Status.OK for r in results if r.check_name != "postgres.backup_age")
+    # No maintenance step ever ran either: each is a warning (SPEC: "or never ran").
+    assert {r.subject: r.status for r in results if r.check_name == "maintenance.last_success"} == dict.fromkeys(
+        ("retention", "vacuum", "gold_refresh", "backup"), Status.WARNING)
+    assert all(r.status is Status.OK for r in results
+               if r.check_name not in ("postgres.backup_age", "maintenance.last_success"))
 
 
 CNPG_CLUSTER = r"/apis/postgresql.cnpg.io/v1/namespaces/streamflow-data/clusters/streamflow-postgres"

@@ -12,7 +12,7 @@ import pytest
 
 from streamflow_ops.sweep import FAMILIES, FAMILY_BUDGET_S
 from tests.health.fake_alerts import accepted, alert_far_ends, codes, failing, pd_actions, posts
-from tests.health.warehouse_state import forget_backups, make_live, record_backup
+from tests.health.warehouse_state import forget_backups, make_live, record_backup, record_window
 
 DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "platform_health_sweep.py"
 BACKUP_KEY = "streamflow-ops/postgres.backup_age"
@@ -67,6 +67,7 @@ def xcom(dr, task_id: str, key: str = "return_value"):
 
 def test_alerts_only_on_change_and_resolve_after_recovery(sweep_dag, airflow_db, warehouse_db, monkeypatch):
     with alert_far_ends(monkeypatch) as (slack_api, pd_api):
+        record_window(warehouse_db, hours_ago=2)
         record_backup(warehouse_db, hours_ago=2)
         first = sweep(sweep_dag, warehouse_db)
         assert first.state == "success"

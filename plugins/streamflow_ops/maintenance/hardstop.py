@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from streamflow_ops import registry
+from streamflow_ops.config import StreamflowOpsConfig, get_config
+from streamflow_ops.maintenance.window import notify_slack
 from streamflow_ops.timeutil import human_duration
 
 log = logging.getLogger(__name__)
@@ -77,9 +79,6 @@ def notify_window_failed(context) -> None:
     callable runs under both dag.test() and the scheduler (which calls it with reason `timed_out` when the
     dagrun_timeout cuts the run, the case where the report step never ran).
     """
-    from streamflow_ops.config import StreamflowOpsConfig, get_config
-    from streamflow_ops.maintenance.window import notify_slack
-
     dag = context["dag"]
     text = window_failed_text(dag.dag_id, context.get("run_id"), context.get("reason"), dag.dagrun_timeout)
     try:

@@ -18,6 +18,7 @@ from streamflow_ops.config import get_config, StreamflowOpsConfig
 from streamflow_ops.connections import warehouse_connection
 from streamflow_ops.dag_defaults import maintenance_task_args, reference_time
 from streamflow_ops.store import Actor, audited, ensure_ops_schema
+from streamflow_ops.maintenance.interrupted import close_interrupted, with_interrupted
 from streamflow_ops.params import ParamError, bool_param, int_param, rendered, table_list
 from streamflow_ops.maintenance.gold_refresh import run_refresh
 from streamflow_ops.maintenance.locks import maintenance_lock
@@ -107,8 +108,11 @@ class MaintenanceOperator(BaseOperator):
                 with audited(conn, actor, f"{self.capability}.skipped", self.capability, dry_run) as record:
                     record.outcome = "skipped"
                     record.details["reason"] = reason
-                return self.result(Status.SKIPPED, f"skipped: {reason}")
-            return self.act(conn, context, config, actor, args, dry_run)
+                # A warning, not a quiet skip: the same stale lock could otherwise skip the step every night.
+                return self.result(Status.WARNING, f"skipped: {reason}", skipped=True, reason=reason)
+            interrupted = close_interrupted(conn, actor, self.capability)
+            result = self.act(conn, context, config, actor, args, dry_run)
+            return with_interrupted(result, interrupted) if interrupted else result
 
     def check_catalog(self, conn, config: StreamflowOpsConfig, args: dict) -> dict:
         """Checks that need the catalog (e.g. a table exists); raise ParamError."""
@@ -191,6 +195,10 @@ class VacuumOperator(MaintenanceOperator):
         listing = ", ".join(f"{o['table']} ({o['dead_before']} -> {o['dead_after']} dead)" for o in outcomes)
         message = f"{'DRY RUN: ' if dry_run else ''}{verb} {len(outcomes)} tables" + (f": {listing}" if listing else
                                                                                     " (none needed it)")
+        held = [f"{o['table']} kept {o['dead_after']} dead tuples: {o['held_back_by']}" for o in outcomes
+                if o.get("held_back_by")]
+        if held:
+            return self.result(Status.WARNING, f"{message}. WARNING: {'; '.join(held)}", tables=outcomes)
         return self.result(Status.OK, message, tables=outcomes)
 
 
@@ -208,6 +216,10 @@ class GoldRefreshOperator(MaintenanceOperator):
         for o in outcomes:
             self.log.info("%s%s %s in %.2fs", "DRY RUN: would refresh " if dry_run else "refreshed ",
                           o["view"], o["method"], o["seconds"])
+        schema = config.warehouse.gold_schema
+        if not outcomes:  # a typo in gold_schema, or the views were dropped: nothing is fresh, say so
+            return self.result(Status.WARNING, f"no materialized views found in schema '{schema}' "
+                                               f"(warehouse.gold_schema): nothing was refreshed", views=[])
         listing = ", ".join(f"{o['view']} ({o['method']}, {o['seconds']:.2f}s)" for o in outcomes)
         verb = "DRY RUN: would refresh" if dry_run else "refreshed"
-        return self.result(Status.OK, f"{verb} {len(outcomes)} views: {listing or 'none found'}", views=outcomes)
+        return self.result(Status.OK, f"{verb} {len(outcomes)} views: {listing}", views=outcomes)

@@ -16,7 +16,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+import psycopg
+
 from streamflow_ops.config import WarehouseConfig
+from streamflow_ops.results import describe_error
 from streamflow_ops.store import Actor, audited, note_progress
 from streamflow_ops.sqlfiles import load_sql
 
@@ -36,6 +39,7 @@ def cutoff_epoch(reference: datetime, retention_days: int) -> int:
 class Partition:
     relation: str  # schema-qualified, as regclass prints it
     name: str
+    schema: str  # the partition's own schema, from the catalog (not necessarily the parent's)
     lower: int | None  # inclusive lower bound; None for DEFAULT, MINVALUE or a non-integer key
     upper: int | None  # exclusive upper bound; None for DEFAULT, MAXVALUE or a non-integer key
     leaf: bool
@@ -83,6 +87,7 @@ class RetentionReport:
     unpromoted_kept: int = 0
     oldest_unpromoted: dict | None = None
     partitioned: bool = False
+    skipped_partitions: list[dict] = field(default_factory=list)  # could not be proven or detached in time
 
     @property
     def summary(self) -> str:
@@ -94,11 +99,13 @@ class RetentionReport:
 
     @property
     def warning(self) -> str | None:
-        if not self.unpromoted_kept:
-            return None
-        oldest = self.oldest_unpromoted or {}
-        return (f"{self.unpromoted_kept} bronze rows older than the cutoff never reached silver and were kept "
-                f"(bronze is their last copy); oldest: {oldest.get('id')} at {oldest.get('time')}")
+        warnings = [f"partition {p['partition']} skipped ({p['reason']}): its promoted rows went row by row"
+                    for p in self.skipped_partitions]
+        if self.unpromoted_kept:
+            oldest = self.oldest_unpromoted or {}
+            warnings.append(f"{self.unpromoted_kept} bronze rows older than the cutoff never reached silver and were "
+                            f"kept (bronze is their last copy); oldest: {oldest.get('id')} at {oldest.get('time')}")
+        return "; ".join(warnings) or None
 
     def keep(self, unpromoted: int, oldest_id, oldest_time: int | None) -> None:
         """Add unpromoted rows; the first oldest named wins (ranges are walked oldest first)."""
@@ -120,7 +127,8 @@ def _names(cfg: WarehouseConfig) -> dict:
 def list_partitions(conn, cfg: WarehouseConfig) -> list[Partition]:
     rows = conn.execute(load_sql("retention_partitions.sql"),
                         {"schema": cfg.bronze_schema, "table": cfg.bronze_table}).fetchall()
-    return [Partition(relation, name, *parse_bounds(bound), leaf=kind == "r") for name, relation, kind, bound in rows]
+    return [Partition(relation, name, schema, *parse_bounds(bound), leaf=kind == "r")
+            for schema, name, relation, kind, bound in rows]
 
 
 def run_retention(conn, cfg: WarehouseConfig, actor: Actor, *, cutoff: int, batch_size: int, dry_run: bool,
@@ -133,7 +141,11 @@ def run_retention(conn, cfg: WarehouseConfig, actor: Actor, *, cutoff: int, batc
     partitions = list_partitions(conn, cfg)
     report = RetentionReport(cutoff=cutoff, dry_run=dry_run, partitioned=bool(partitions))
     for part in droppable(partitions, cutoff):
-        rows = _drop_partition(conn, cfg, actor, part, cutoff, dry_run)
+        try:
+            rows = _drop_partition(conn, cfg, actor, part, cutoff, dry_run)
+        except PartitionSkipped as exc:
+            report.skipped_partitions.append({"partition": part.relation, "reason": str(exc)})
+            continue
         if rows is not None:
             report.dropped_partitions.append({"partition": part.relation, "rows": rows})
     whole_rows = sum(p["rows"] for p in report.dropped_partitions)
@@ -158,32 +170,50 @@ def run_retention(conn, cfg: WarehouseConfig, actor: Actor, *, cutoff: int, batc
     return report
 
 
+class PartitionSkipped(Exception):
+    """A partition that could not be proven or detached within its timeouts: skipped, retention goes on."""
+
+
 def _drop_partition(conn, cfg: WarehouseConfig, actor: Actor, part: Partition, cutoff: int,
                     dry_run: bool) -> int | None:
     """Detach and drop the partition if every row is proven in silver; its row count, or None if kept.
 
-    The proof runs in the drop's transaction, under a SHARE lock on the partition, so a late row cannot
-    slip in between proof and drop. The parent is locked only by the final detach.
+    A first proof takes no lock, so a partition with unpromoted rows costs no exclusive lock at all. The
+    drop's transaction then locks the parent and the partition in the order an insert takes them (parent
+    first: no deadlock with a late writer, who waits), proves again under those locks, so a late row cannot
+    slip in between proof and drop, then detaches and drops. DETACH ... CONCURRENTLY would lock less, but
+    PostgreSQL refuses it where the parent has a DEFAULT partition and it cannot run in the proof's
+    transaction. A lock or statement timeout skips this partition (raises PartitionSkipped, audited).
     """
-    names = {**_names(cfg), "partition": (cfg.bronze_schema, part.name)}
+    names = {**_names(cfg), "partition": (part.schema, part.name)}  # the catalog's names, never rebuilt
     bounds = {"lower": MIN_BIGINT if part.lower is None else part.lower, "upper": part.upper}
-    with audited(conn, actor, "bronze_retention.drop_partition", f"{cfg.bronze_schema}.{part.name}",
+    proof = load_sql("retention_partition_proof.sql", **names)
+    with audited(conn, actor, "bronze_retention.drop_partition", f"{part.schema}.{part.name}",
                  dry_run) as record:
         record.details.update(cutoff=cutoff, upper_bound=part.upper)
-        with conn.transaction():
-            if not dry_run:
-                conn.execute(load_sql("retention_lock_partition.sql", **names))
-            rows, unproven = conn.execute(load_sql("retention_partition_proof.sql", **names), bounds).fetchone()
+        try:
+            rows, unproven = conn.execute(proof, bounds).fetchone()
+            if not unproven and not dry_run:
+                with conn.transaction():
+                    conn.execute(load_sql("retention_lock_partition.sql", **names))
+                    rows, unproven = conn.execute(proof, bounds).fetchone()
+                    if not unproven:
+                        conn.execute(load_sql("retention_drop_partition.sql", parent=names["bronze"],
+                                              partition=names["partition"]))
+                        record.rows_affected = rows
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
+            timed_out = describe_error(exc, 200)
+            record.outcome = "skipped"
+            record.details["kept_because"] = f"not proven or detached within its timeouts: {timed_out}"
+        else:
+            timed_out = None
             record.details["rows"] = rows
             if unproven:
                 record.outcome = "skipped"
                 record.details["kept_because"] = f"{unproven} rows not proven in silver: deleted row by row"
-                return None
-            if not dry_run:
-                conn.execute(load_sql("retention_drop_partition.sql", parent=names["bronze"],
-                                      partition=names["partition"]))
-                record.rows_affected = rows
-    return rows
+    if timed_out:
+        raise PartitionSkipped(timed_out)
+    return None if unproven else rows
 
 
 def _delete_batches(conn, cfg: WarehouseConfig, cutoff: int, batch_size: int, report: RetentionReport,

@@ -13,7 +13,8 @@ from psycopg import sql
 from streamflow_ops.config import VacuumConfig
 from streamflow_ops.store import Actor, audited
 from streamflow_ops.params import ParamError
-from streamflow_ops.sqlfiles import load_sql
+from streamflow_ops.sqlfiles import dict_rows, load_sql
+from streamflow_ops.timeutil import human_duration
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,26 @@ def run_vacuum(conn, cfg: VacuumConfig, actor: Actor, targets: list[VacuumTarget
             seconds = round(time.monotonic() - started, 3)
             after = before if dry_run else read_stats(conn, [target.schema])[(target.schema, target.table)].dead
             record.rows_affected = 0 if dry_run else max(before - after, 0)
-            record.details.update(dead_after=after, seconds=seconds, options=target.options)
+            held_back_by = xmin_holder(conn) if not dry_run and left_in_place(before, after) else None
+            record.details.update(dead_after=after, seconds=seconds, options=target.options, held_back_by=held_back_by)
         outcomes.append({"table": target.name, "options": target.options, "reasons": list(target.reasons),
-                         "dead_before": before, "dead_after": after, "seconds": seconds})
+                         "dead_before": before, "dead_after": after, "seconds": seconds,
+                         "held_back_by": held_back_by})
     return outcomes
+
+
+def left_in_place(before: int, after: int) -> bool:
+    """Pure: VACUUM left more dead tuples than it removed (something holds the xmin horizon back)."""
+    return after > 0 and before - after < after
+
+
+def xmin_holder(conn) -> str:
+    """Who holds the xmin horizon back, as the warning names it (pid, application, age)."""
+    rows = dict_rows(conn, "vacuum_xmin_holder.sql")
+    if not rows:
+        return ("no session holds an old xmin now: look at replication slots (pg_replication_slots.xmin) and "
+                "prepared transactions (pg_prepared_xacts)")
+    h = rows[0]
+    return (f"the oldest xmin is held by pid {h['pid']} ({h['application_name']}, user {h['usename']}, {h['state']}, "
+            f"xmin age {h['xmin_age']} transactions, transaction open for "
+            f"{human_duration(h['xact_age'].total_seconds()) if h['xact_age'] is not None else 'unknown'})")

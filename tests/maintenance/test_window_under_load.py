@@ -21,7 +21,7 @@ from streamflow_ops.postgres import checks as postgres_checks
 from streamflow_ops.results import Status
 
 from sandbox import pipeline
-from tests.dagfiles import load_repo_dag_module
+from tests.dagfiles import load_repo_dag, load_repo_dag_module
 from tests.fakes.http_api import FakeApi
 
 from .conftest import audit_rows
@@ -93,6 +93,10 @@ def test_window_under_load_deletes_exactly_never_blocks_the_writer_or_gold_reade
     time.sleep(1.5)  # the consumer's stats file is rewritten every second
     writer = pipeline.stats(live_pipeline, "consumer")
     ran = states(dr)
+    # No Kubernetes: the window dumped bronze, silver and gold; that dump is verified right after the window
+    # (postgres_backup_verify, on the backup's asset), while the pipeline still writes.
+    verify_dr = load_repo_dag("postgres_backup_verify").test()
+    assert verify_dr.state == "success", states(verify_dr)
 
     # The writer kept writing and never failed: its lock_timeout is the window's (5 s), so no lock wait
     # reached it; and no write took that long in all.
@@ -131,9 +135,12 @@ def test_window_under_load_deletes_exactly_never_blocks_the_writer_or_gold_reade
 
     assert {t: s for t, s in ran.items() if s not in ("success", "skipped")} == {}, ran
     assert dr.state == "success"
-    # The backup taken under load verified: its audit row and its manifest say "verified" (an unverified one,
-    # verify=false, would say "unverified", which a substring match on the report cannot tell apart).
+    # The backup taken under load: `unverified` (pending) from the window, then `verified` after the window,
+    # its manifest too (a substring match on the report cannot tell these apart).
     with psycopg.connect(warehouse_db, autocommit=True) as wh:
-        [backup] = [a for a in audit_rows(wh, "backup") if a["action"] == "backup"]
+        [dumped, backup] = [a for a in audit_rows(wh, "backup") if a["action"] == "backup"]
+    assert (dumped["outcome"], dumped["details"]["verification"], dumped["target"]) == (
+        "unverified", "pending", backup["target"])
     assert (backup["outcome"], backup["dry_run"]) == ("verified", False), backup
+    assert backup["details"]["dumped_schemas"] == ["bronze", "silver", "gold"]
     assert Path(backup["target"]).parent == tmp_path and read_manifest(Path(backup["target"]))["status"] == "verified"

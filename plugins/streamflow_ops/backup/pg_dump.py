@@ -30,6 +30,10 @@ BACKUP_LOCK_KEY = 0x5F0BACC0
 RELATION_KINDS = {"r": "table", "p": "partitioned_table", "m": "materialized_view", "v": "view", "S": "sequence",
                   "f": "foreign_table", "i": "index"}
 TABLE_KINDS = ("r", "p")
+# gzip level of the dump. pg_dump's default (6) is single-threaded and was the window's slowest step: a
+# 4M-row warehouse dumped in 146 s (104 MB) at the default, 54 s (130 MB) at 1, 29 s (653 MB) at 0; the
+# restore took the same ~62-68 s each (bench/results/window_scale.md).
+DUMP_COMPRESS_LEVEL = 1
 # What decides how values print and parse as text (COPY files, ::text, the digests, a view casting a
 # timestamptz to text). Manifests record the source session's; every scratch database gets them.
 SESSION_SETTINGS = ("timezone", "datestyle", "intervalstyle", "extra_float_digits")
@@ -105,7 +109,8 @@ def session_settings(conn) -> dict[str, str]:
 def dump_argv(cfg: BackupConfig, dump_path: Path, schemas: list[str], snapshot: str) -> list[str]:
     """The pg_dump command line: no credentials in it, only what to dump and how."""
     argv = [str(Path(cfg.pg_bin_dir) / "pg_dump"), "--no-password", f"--format={cfg.dump_format}",
-            f"--file={dump_path}", f"--snapshot={snapshot}", f"--lock-wait-timeout={cfg.lock_wait_timeout_s * 1000}"]
+            f"--compress={DUMP_COMPRESS_LEVEL}", f"--file={dump_path}", f"--snapshot={snapshot}",
+            f"--lock-wait-timeout={cfg.lock_wait_timeout_s * 1000}"]
     if cfg.dump_format == "directory" and cfg.jobs > 1:
         argv.append(f"--jobs={cfg.jobs}")
     for schema in schemas:

@@ -301,11 +301,8 @@ class MemoryLedger:
     def load(self):
         return loads(self.text)
 
-    def store(self, states):
-        self.text = dumps(states)
-
-    def clear(self):
-        self.text = None
+    def store(self, states, offline):
+        self.text = dumps(states, offline)
 
 
 def postgres_down(monkeypatch) -> None:
@@ -344,7 +341,8 @@ def test_an_incident_paged_while_postgres_was_down_is_recorded_and_resolved(conf
     _, back = run(config, check(C), ledger=ledger)  # still critical: recorded, not paged a second time
     row = alert_rows(ops_db)[("postgres.backup_age", "")]
     assert row["incident_open"] is True and row["notified_status"] == "critical"
-    assert accepted(pd_api) == [("trigger", BACKUP)] and len(posts(slack_api)) == 1 and ledger.text is None
+    assert accepted(pd_api) == [("trigger", BACKUP)] and len(posts(slack_api)) == 1
+    assert ledger.load().offline is False  # recorded: the ledger is a copy of the table again
     run(config, check(O), ledger=ledger)  # it answers ok: resolved
     assert accepted(pd_api) == [("trigger", BACKUP), ("resolve", BACKUP)]
     assert alert_rows(ops_db)[("postgres.backup_age", "")]["incident_open"] is False
@@ -534,3 +532,14 @@ def test_tables_owned_by_another_role_still_alert(config, far_ends, ops_db, monk
             admin.execute(f"drop owned by {role}")
             admin.execute(f"drop role {role}")
         admin.close()
+
+
+def test_an_outage_starts_from_what_was_known_and_repeats_nothing(config, far_ends, ops_db, monkeypatch):
+    """An incident open before PostgreSQL went down is neither paged nor told again during the outage."""
+    slack_api, pd_api = failing(far_ends)
+    ledger = MemoryLedger()
+    run(config, check(C), ledger=ledger)
+    postgres_down(monkeypatch)
+    _, down = run(config, summary=offline_summary(config, "manual__down", check(C)), ledger=ledger)
+    assert accepted(pd_api) == [("trigger", BACKUP)] and len(posts(slack_api)) == 1
+    assert "cannot be used" in down.describe()

@@ -4,8 +4,9 @@ Real run: under the alerting lock, the rows are advanced and written first (what
 before anything is sent), then every owed item is sent and each acknowledgement written back at once.
 Dry run: the same plan in memory; ops.alert_state is not touched and the report lists what would be sent.
 When ops.alert_state cannot be used (PostgreSQL down, a lock held, a table owned by another role), the
-sweep pages from its own results, and an Airflow-held ledger (alerting/ledger.py) keeps what it told:
-retries repeat nothing, and once PostgreSQL answers the next sweep records it in ops.alert_state.
+sweep pages from its own results, starting from an Airflow-held ledger (alerting/ledger.py: a copy of
+the table, and what was told since): retries repeat nothing, and once PostgreSQL answers the next sweep
+records it in ops.alert_state.
 State is ordered by the run's run_after or the database's clock, never a worker's.
 """
 from __future__ import annotations
@@ -13,12 +14,12 @@ from __future__ import annotations
 import logging
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Iterable
 
 from streamflow_ops import registry
 from streamflow_ops.alerting.delivery import DeliveryReport, configured_channels, deliver
-from streamflow_ops.alerting.ledger import Ledger
+from streamflow_ops.alerting.ledger import Carried, Ledger, offline_states, resume
 from streamflow_ops.alerting.state import Advance, AlertState, Key, Policy, advance, dedup_key
 from streamflow_ops.alerting.store import alert_session, delete_state, load_states, save_state
 from streamflow_ops.config import StreamflowOpsConfig
@@ -125,13 +126,6 @@ def standing_alerts(config: StreamflowOpsConfig, results: list[CheckResult], swe
     return Standing.of(step.merged(stored).values())
 
 
-def _adopt(stored: dict[Key, AlertState], carried: dict[Key, AlertState]) -> list[AlertState]:
-    """Ledger rows newer than (or missing from) ops.alert_state: what was told while it could not be used."""
-    epoch = datetime.min.replace(tzinfo=timezone.utc)
-    return [s for k, s in carried.items()
-            if k not in stored or (stored[k].checked_at or epoch) < (s.checked_at or epoch)]
-
-
 def alert(config: StreamflowOpsConfig, summary: dict, dry_run: bool, now: datetime | None = None,
           ledger: Ledger | None = None) -> AlertOutcome:
     """Advance ops.alert_state by the sweep in `summary` and deliver what is owed (dry run: only say it).
@@ -161,8 +155,7 @@ def alert(config: StreamflowOpsConfig, summary: dict, dry_run: bool, now: dateti
             return _alert_without_table(config, summary, results, dry_run, ledger, notes, channels, send,
                                         f"{ops}.alert_state cannot be used ({describe_error(exc)})")
         carried = _load_ledger(ledger, notes)
-        adopted = _adopt(stored, carried)
-        stored.update({s.key: s for s in adopted})
+        stored, adopted = resume(stored, carried)
         step = _plan(config, channels, stored, results, sweep_id, ordered_at)
         if dry_run:
             report, states = send(step.merged(stored), None)
@@ -175,32 +168,35 @@ def alert(config: StreamflowOpsConfig, summary: dict, dry_run: bool, now: dateti
                     delete_state(conn, key, ops)
                 for state in step.updated:
                     save_state(conn, state, ops)
-            if carried:
+            if carried.offline:
                 notes.append(f"recorded in {ops}.alert_state what was told while it could not be used "
-                             f"({len(adopted)} of {len(carried)} rows)")
-                _clear_ledger(ledger, notes)
+                             f"({len(adopted)} of {len(carried.states)} rows)")
             report, states = send(step.merged(stored), lambda s: save_state(conn, s, ops))
+            _keep_copy(ledger, states.values(), notes)
     # Its metrics (owed deliveries) are pushed after this, by sweep.push_metrics: a refused push never
     # holds back a page.
     return AlertOutcome(report, Standing.of(states.values()), notes=notes)
 
 
-def _load_ledger(ledger: Ledger | None, notes: list[str]) -> dict[Key, AlertState]:
+def _load_ledger(ledger: Ledger | None, notes: list[str]) -> Carried:
     if ledger is None:
-        return {}
+        return Carried()
     try:
         return ledger.load()
     except Exception as exc:  # noqa: BLE001 - without it the sweep still alerts, possibly repeating itself
         notes.append(f"alert ledger unreadable ({describe_error(exc)}): what was told while "
                      f"ops.alert_state could not be used may be told again")
-        return {}
+        return Carried()
 
 
-def _clear_ledger(ledger: Ledger, notes: list[str]) -> None:
+def _keep_copy(ledger: Ledger | None, states: Iterable[AlertState], notes: list[str]) -> None:
+    """The ledger becomes a copy of ops.alert_state (where the next outage starts from)."""
+    if ledger is None:
+        return
     try:
-        ledger.clear()
-    except Exception as exc:  # noqa: BLE001 - recorded already; the next sweep adopts only newer rows
-        notes.append(f"alert ledger not cleared ({describe_error(exc)}): the next sweep clears it")
+        ledger.store(states, offline=False)
+    except Exception as exc:  # noqa: BLE001 - the table has it; only an outage would start from older rows
+        notes.append(f"alert ledger not updated ({describe_error(exc)}): an outage would start from older rows")
 
 
 def _alert_without_table(config: StreamflowOpsConfig, summary: dict, results: list[CheckResult], dry_run: bool,
@@ -208,19 +204,20 @@ def _alert_without_table(config: StreamflowOpsConfig, summary: dict, results: li
                          why: str) -> AlertOutcome:
     """Page from this sweep's own results, starting from what the ledger says was told already (a retry or
     a later sweep then repeats nothing), and keep every acknowledgement in the ledger."""
-    carried = _load_ledger(ledger, notes)
+    start, _ = resume(None, _load_ledger(ledger, notes))
     kept = "kept in Airflow until PostgreSQL answers" if ledger is not None else "not kept (no ledger)"
     notes.append(f"{why}: this sweep alerts from its own results; what it tells is {kept}")
     log.warning(notes[-1])
     ordered_at = run_order(summary) or datetime.fromisoformat(summary["checked_at"])
-    states = _plan(config, channels, carried, results, summary["sweep_id"], ordered_at).merged(carried)
+    step = _plan(config, channels, start, results, summary["sweep_id"], ordered_at)
+    states = offline_states(step, start, summary["sweep_id"], ordered_at) if ledger is not None else step.merged(start)
     if dry_run or ledger is None:
         report, states = send(states, None)
     else:
         def keep(state: AlertState) -> None:
             states[state.key] = state
-            ledger.store(states.values())
+            ledger.store(states.values(), offline=True)
 
-        ledger.store(states.values())  # what is owed is recorded before anything is sent
+        ledger.store(states.values(), offline=True)  # what is owed is recorded before anything is sent
         report, states = send(dict(states), keep)
     return AlertOutcome(report, Standing.of(states.values()), notes=notes)

@@ -289,6 +289,9 @@ def advance(states: Mapping[Key, AlertState], results: Sequence[CheckResult], sw
         check_name, subject = key
         state = states.get(key) or AlertState(check_name, subject)
         if state.last_sweep_id == sweep_id or (state.checked_at and state.checked_at >= checked_at):
+            again = reconcile(state, policy.channels)  # moved already; only a channel removed since changes it
+            if again != state:
+                out.updated.append(again)
             continue
         result = current.get(key)
         if known_checks is not None and check_name not in known_checks:
@@ -310,8 +313,9 @@ def advance(states: Mapping[Key, AlertState], results: Sequence[CheckResult], sw
             if state.status in PROBLEMS:  # (an incident open on an ok row owes its resolve: not an orphan)
                 new = state if state.orphan else replace(state, orphan=True,
                                                          pending_slack=_add(state.pending_slack, ORPHAN))
-            elif state.owes:
+            elif state.owes or state.incident_open:
                 new = state  # e.g. the resolution of a problem whose connection was then removed: still told
+                # (an incident whose resolve waits for PagerDuty to be configured again is never forgotten)
             else:
                 out.deleted.append(key)  # not configured any more, and nothing open or owed: forget it
                 continue

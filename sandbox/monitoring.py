@@ -208,7 +208,10 @@ def _start_prometheus(layout: Layout, rules_text: str | None = None) -> None:
     _start_service(layout, "prometheus", [
         _binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tsdb_dir(layout)}",
         f"--web.listen-address={_listen(layout, layout.prometheus_port)}", "--web.enable-lifecycle",
-        "--storage.tsdb.retention.time=30d"], layout.prometheus_port, "/-/ready")
+        # a firing alert is re-sent every second (default 1 m): one dropped while a reload re-discovers
+        # Alertmanager reaches it at once
+        "--rules.alert.resend-delay=1s", "--storage.tsdb.retention.time=30d"], layout.prometheus_port, "/-/ready")
+    _wait_for_alertmanager(layout)
 
 
 def start(layout: Layout, rules_text: str | None = None) -> None:
@@ -240,6 +243,18 @@ def reload_prometheus(layout: Layout) -> None:
         urllib.request.urlopen(request, timeout=10).close()
     except urllib.error.HTTPError as exc:
         raise SandboxError(f"monitoring (prometheus): reload refused: {exc.read().decode(errors='replace')}")
+    _wait_for_alertmanager(layout)
+
+
+def _wait_for_alertmanager(layout: Layout) -> None:
+    """Until Prometheus has discovered its Alertmanager again (start and reload): alerts before that are
+    dropped."""
+    def discovered() -> bool:
+        with urllib.request.urlopen(url(layout, "prometheus") + "/api/v1/alertmanagers", timeout=5) as response:
+            active = json.load(response)["data"]["activeAlertmanagers"]
+        return any(url(layout, "alertmanager") in a["url"] for a in active)
+
+    wait_until(discovered, 30, "monitoring (prometheus -> alertmanager)", _paths(layout, "prometheus")[1])
 
 
 def push(layout: Layout, job: str, text: str, method: str = "PUT") -> None:

@@ -214,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
           f"in the UI when you want the nightly window)")
     if missing:
         print(f"  not in dags/ yet: {', '.join(missing)}")
+    print(f"  monitoring (the sweep's streamflow_prometheus/alertmanager/pushgateway): Prometheus "
+          f"http://127.0.0.1:{layout.prometheus_port}, Alertmanager http://127.0.0.1:{layout.alertmanager_port}, "
+          f"Pushgateway http://127.0.0.1:{layout.pushgateway_port}")
     print(f"  logs: {airflow.log_file}\n  stop everything: make ui-stop")
     return 0
 

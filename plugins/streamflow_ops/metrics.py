@@ -19,6 +19,8 @@ import time
 from collections import Counter
 from typing import Iterable
 
+from airflow.sdk.exceptions import AirflowException
+
 from streamflow_ops.alerting.state import AlertState
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.connections import connection_defined, warehouse_connection
@@ -145,6 +147,10 @@ def render_window_metrics(steps: list[CheckResult], durations: dict[str, float],
     return "\n".join(lines) + "\n"
 
 
+class PushRefused(AirflowException):
+    """The Pushgateway answered with an error; the message carries its answer."""
+
+
 def _push(config: StreamflowOpsConfig, job: str, body: str, method: str = "PUT") -> str:
     """PUT the whole group `job` (POST: replace only the metric names in `body`) when the Pushgateway
     connection is defined; returns a one-line outcome.
@@ -158,8 +164,11 @@ def _push(config: StreamflowOpsConfig, job: str, body: str, method: str = "PUT")
     if not connection_defined(conn_id):
         return f"metrics not pushed: Airflow connection '{conn_id}' is not defined"
     hook = HttpHook(method=method, http_conn_id=conn_id)
-    hook.run(f"/metrics/job/{job}", data=body.encode(), headers={"Content-Type": CONTENT_TYPE},
-             extra_options={"timeout": config.monitoring.request_timeout_s})
+    response = hook.run(f"/metrics/job/{job}", data=body.encode(), headers={"Content-Type": CONTENT_TYPE},
+                        extra_options={"timeout": config.monitoring.request_timeout_s, "check_response": False})
+    if not response.ok:  # the Pushgateway says why (e.g. "inconsistent with previously collected metrics")
+        raise PushRefused(f"Pushgateway '{conn_id}' refused the {method} of job {job}: HTTP {response.status_code} "
+                          f"{response.reason}: {' '.join(response.text.split())[:500]}")
     series = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
     return f"metrics pushed: {series} series to '{conn_id}' (job {job})"
 
@@ -186,12 +195,15 @@ def window_step_durations(config: StreamflowOpsConfig, dag_id: str, run_id: str)
     return {row["step"]: row["seconds"] for row in rows}
 
 
-def push_window_metrics(config: StreamflowOpsConfig, steps: list[CheckResult], dag_run) -> str:
-    """The window's result to WINDOW_JOB, from its report step (`dag_run`: its context's DagRun).
+def push_window_metrics(config: StreamflowOpsConfig, steps: list[CheckResult], context) -> str:
+    """The window's result to WINDOW_JOB, from its report step (`context`: the task's; its dag_run and params).
 
     A successful window (no critical step) PUTs the whole group; a failed one POSTs its step metrics only,
-    so the last success time stays as it was. Durations that cannot be read (PostgreSQL down) are left
-    out and said; a refused push raises."""
+    so the last success time stays as it was. A dry run maintained nothing: it pushes nothing. Durations
+    that cannot be read (PostgreSQL down) are left out and said; a refused push raises."""
+    if context["params"].get("dry_run"):
+        return "metrics not pushed: a dry run is not a maintenance window"
+    dag_run = context["dag_run"]
     succeeded = not any(r.status is Status.CRITICAL for r in steps)
     note = ""
     try:

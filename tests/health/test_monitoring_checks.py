@@ -1,10 +1,12 @@
-"""Monitoring checks: pure evaluators, and the family through HttpHook against local servers that answer
-like Prometheus (/api/v1/targets), Alertmanager (/api/v2/alerts) and Grafana (/api/health)."""
+"""Monitoring checks: pure evaluators on recorded payloads, and the family through HttpHook against the
+sandbox's real Prometheus and Alertmanager (Grafana, which Debian does not ship, is a local stand-in).
+Down targets and firing alerts on the real stack: tests/monitoring/test_stack_faults.py."""
 from __future__ import annotations
 
 
 import pytest
 
+from sandbox import connections
 from streamflow_ops.config import load_config
 from streamflow_ops.monitoring import evaluators as ev
 from streamflow_ops.monitoring.checks import run_checks
@@ -72,27 +74,17 @@ def test_grafana_bands():
     assert failing.status is Status.WARNING and "database 'failing'" in failing.message
 
 
-# --- the family through HttpHook against fake servers ----------------------------------------------
-
-CONNS = {"prometheus": "AIRFLOW_CONN_STREAMFLOW_PROMETHEUS", "alertmanager": "AIRFLOW_CONN_STREAMFLOW_ALERTMANAGER",
-         "grafana": "AIRFLOW_CONN_STREAMFLOW_GRAFANA"}
-
-
-def use_connection(monkeypatch, area, url):
-    monkeypatch.setenv(CONNS[area], http_connection(url))
-
+# --- the family through HttpHook against the real stack ---------------------------------------------
 
 @pytest.fixture
-def stack(monkeypatch):
-    """One fake server per API, answering a healthy monitoring stack."""
-    with FakeApi() as prometheus, FakeApi() as alertmanager, FakeApi() as grafana:
-        prometheus.route("GET", "/api/v1/targets", load("prometheus", "targets_all_up"))
-        alertmanager.route("GET", "/api/v2/alerts", load("alertmanager", "alerts_watchdog_only"))
+def stack(monitoring_service, monkeypatch):
+    """The sandbox's Prometheus and Alertmanager, and a Grafana stand-in answering healthy."""
+    for key, value in connections.monitoring_env(monitoring_service).items():
+        monkeypatch.setenv(key, value)
+    with FakeApi() as grafana:
         grafana.route("GET", "/api/health", load("grafana", "health_ok"))
-        apis = {"prometheus": prometheus, "alertmanager": alertmanager, "grafana": grafana}
-        for area, api in apis.items():
-            use_connection(monkeypatch, area, api.url)
-        yield apis
+        monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_GRAFANA", http_connection(grafana.url))
+        yield {"grafana": grafana, "layout": monitoring_service}
 
 
 def statuses(results):
@@ -100,30 +92,29 @@ def statuses(results):
 
 
 def test_family_healthy_stack_is_all_ok(stack):
-    results = run_checks(CONFIG)
-    assert statuses(results) == {"monitoring.prometheus_targets": Status.OK, "monitoring.alertmanager": Status.OK,
-                                 "monitoring.grafana": Status.OK}
-    assert stack["prometheus"].calls("GET", "/api/v1/targets")[0].query == {"state": ["active"]}
-    assert stack["alertmanager"].calls("GET", "/api/v2/alerts")[0].query == {
-        "active": ["true"], "silenced": ["false"], "inhibited": ["false"], "unprocessed": ["false"]}
-
-
-def test_family_unhealthy_stack(stack):
-    stack["prometheus"].route("GET", "/api/v1/targets", load("prometheus", "targets_one_down"))
-    stack["alertmanager"].route("GET", "/api/v2/alerts", load("alertmanager", "alerts_critical"))
-    stack["grafana"].route("GET", "/api/health", (503, load("grafana", "health_database_failing")))
-    assert statuses(run_checks(CONFIG)) == {"monitoring.prometheus_targets": Status.WARNING,
-                                            "monitoring.alertmanager": Status.CRITICAL,
-                                            "monitoring.grafana": Status.WARNING}
-
-
-def test_family_http_errors_are_unknown_with_url_and_status(stack):
-    stack["prometheus"].route("GET", "/api/v1/targets", (500, {"status": "error", "error": "internal"}))
-    stack["alertmanager"].route("GET", "/api/v2/alerts", (200, b"<html>oauth2-proxy sign in</html>"))
-    stack["grafana"].route("GET", "/api/health", (502, b"Bad Gateway"))
     results = {r.check_name: r for r in run_checks(CONFIG)}
+    assert statuses(results.values()) == {"monitoring.prometheus_targets": Status.OK,
+                                          "monitoring.alertmanager": Status.OK, "monitoring.grafana": Status.OK}
+    # the sandbox's Prometheus scrapes three targets: the Pushgateway, itself and Alertmanager
+    assert results["monitoring.prometheus_targets"].details == {"active": 3, "down": []}
+    assert results["monitoring.prometheus_targets"].message == "all 3 Prometheus targets up"
+
+
+def test_grafana_unhealthy_is_a_warning(stack):
+    stack["grafana"].route("GET", "/api/health", (503, load("grafana", "health_database_failing")))
+    assert statuses(run_checks(CONFIG))["monitoring.grafana"] is Status.WARNING
+
+
+def test_family_http_errors_are_unknown_with_url_and_status(monkeypatch):
+    with FakeApi() as prometheus, FakeApi() as alertmanager, FakeApi() as grafana:
+        for conn, api in (("PROMETHEUS", prometheus), ("ALERTMANAGER", alertmanager), ("GRAFANA", grafana)):
+            monkeypatch.setenv(f"AIRFLOW_CONN_STREAMFLOW_{conn}", http_connection(api.url))
+        prometheus.route("GET", "/api/v1/targets", (500, {"status": "error", "error": "internal"}))
+        alertmanager.route("GET", "/api/v2/alerts", (200, b"<html>oauth2-proxy sign in</html>"))
+        grafana.route("GET", "/api/health", (502, b"Bad Gateway"))
+        results = {r.check_name: r for r in run_checks(CONFIG)}
+        prometheus_url = prometheus.url
     assert all(r.status is Status.UNKNOWN for r in results.values())
-    prometheus_url = stack["prometheus"].url
     assert f"GET {prometheus_url}/api/v1/targets?state=active -> HTTP 500" in results[
         "monitoring.prometheus_targets"].message
     assert "not JSON" in results["monitoring.alertmanager"].message
@@ -132,8 +123,8 @@ def test_family_http_errors_are_unknown_with_url_and_status(stack):
 
 def test_family_unreachable_is_unknown_and_missing_connection_skipped(stack, monkeypatch):
     port = unused_port()
-    use_connection(monkeypatch, "grafana", f"http://127.0.0.1:{port}")
-    monkeypatch.delenv(CONNS["alertmanager"])
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_GRAFANA", http_connection(f"http://127.0.0.1:{port}"))
+    monkeypatch.delenv("AIRFLOW_CONN_STREAMFLOW_ALERTMANAGER")
     results = {r.check_name: r for r in run_checks(CONFIG)}
     assert results["monitoring.prometheus_targets"].status is Status.OK
     assert results["monitoring.alertmanager"].status is Status.SKIPPED

@@ -40,7 +40,7 @@ def test_prometheus_scrapes_the_pushgateway_with_honor_labels_and_loads_the_rule
 
 def test_backfill_hook_loads_a_week_of_history_before_prometheus_starts(sandbox_layout, tmp_path):
     """monitoring.backfill(): promtool imports OpenMetrics history; queries a week back find it."""
-    layout = Layout(root=tmp_path / "backfill", port_base=sandbox_layout.port_base + 10)
+    layout = Layout(root=tmp_path / "backfill", port_base=sandbox_layout.port_base + 15)
     now = int(time.time())
     week = [now - 7 * 86400 + i * 3600 for i in range(7 * 24 - 2)]  # hourly samples, the newest 3 h old
     text = "# TYPE sandbox_backfill_probe gauge\n" + "".join(
@@ -55,7 +55,8 @@ def test_backfill_hook_loads_a_week_of_history_before_prometheus_starts(sandbox_
         # a second backfill while Prometheus runs restarts it with the new blocks
         later = "# TYPE sandbox_backfill_second gauge\n" + f"sandbox_backfill_second 7 {week[30]}\n# EOF\n"
         monitoring.backfill(layout, later, "second")
-        answer = _get(monitoring.url(layout, "prometheus") + f"/api/v1/query?query=sandbox_backfill_second&time={week[30]}")
+        answer = _get(monitoring.url(layout, "prometheus")
+                      + f"/api/v1/query?query=sandbox_backfill_second&time={week[30]}")
         assert [s["value"][1] for s in answer["data"]["result"]] == ["7"]
     finally:
         pgids = [running_group(monitoring._paths(layout, s)[0]) for s in monitoring.SERVICES]
@@ -64,6 +65,6 @@ def test_backfill_hook_loads_a_week_of_history_before_prometheus_starts(sandbox_
 
 
 def test_backfill_refused_by_promtool_names_the_file(tmp_path, sandbox_layout):
-    layout = Layout(root=tmp_path / "bad", port_base=sandbox_layout.port_base + 10)
+    layout = Layout(root=tmp_path / "bad", port_base=sandbox_layout.port_base + 15)
     with pytest.raises(Exception, match=r"promtool refused .*broken\.om"):
         monitoring.backfill(layout, "not openmetrics at all {\n", "broken")

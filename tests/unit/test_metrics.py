@@ -7,7 +7,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamflow_ops.config import load_config
-from streamflow_ops.metrics import JOB, escape_label, push_sweep_metrics, render_alert_metrics, render_metrics
+from streamflow_ops.metrics import (JOB, escape_label, push_sweep_metrics, render_alert_metrics, render_metrics,
+                                    render_window_metrics)
 from streamflow_ops.results import CheckResult, Status
 from tests.fakes.http_api import FakeApi
 
@@ -94,14 +95,16 @@ def test_grafana_dashboard_draws_only_metrics_we_push():
 
     path = Path(__file__).resolve().parents[2] / "include" / "grafana" / "streamflow_ops_dashboard.json"
     dashboard = json.loads(path.read_text())
-    pushed = {family.name for family in text_string_to_metric_families(render_metrics(RESULTS, 1.0, 0)
-                                                                       + render_alert_metrics([]))}
+    pushed = {family.name for family in text_string_to_metric_families(
+        render_metrics(RESULTS, 1.0, 0) + render_alert_metrics([])
+        + render_window_metrics([CheckResult("maintenance.vacuum", Status.OK, "ok")], {"vacuum": 1.0}, 2.0, 0, True))}
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
     used = {name for expr in exprs for name in re.findall(r"streamflow_ops_[a-z_]+", expr)}
     assert used and used <= pushed, used - pushed
     assert {"streamflow_ops_check_status", "streamflow_ops_check_value",
             "streamflow_ops_sweep_duration_seconds", "streamflow_ops_alert_open_incidents",
-            "streamflow_ops_alert_owed_deliveries"} <= used
+            "streamflow_ops_alert_owed_deliveries", "streamflow_ops_window_last_success_timestamp_seconds",
+            "streamflow_ops_window_step_status", "streamflow_ops_window_step_duration_seconds"} <= used
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids)) and dashboard["uid"] and dashboard["schemaVersion"] >= 36
     assert all("gridPos" in panel and panel["datasource"]["uid"] == "${datasource}" for panel in dashboard["panels"])

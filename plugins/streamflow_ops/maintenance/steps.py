@@ -35,7 +35,7 @@ def report(step_ids: list[str]) -> str:
     text = format_checks(TITLE, step_results({"preflight": ti.xcom_pull(task_ids="preflight")}) + steps)
     print(text)
     print(notify_slack(get_config().alerting, text))
-    print(push_window_metrics(get_config(), steps, get_current_context()["dag_run"]))  # refused: fails, retried
+    print(push_window_metrics(get_config(), steps, get_current_context()))  # refused: fails, retried
     failed = [r.check_name for r in steps if r.status == Status.CRITICAL]
     if failed:
         raise AirflowFailException(f"maintenance steps failed: {', '.join(failed)} (report sent)")

@@ -20,7 +20,8 @@ from sandbox.proc import Layout, stop_group
 from streamflow_ops import sweep
 from streamflow_ops.config import load_config
 from streamflow_ops.connections import warehouse_connection
-from streamflow_ops.metrics import WINDOW_JOB, push_window_metrics
+from streamflow_ops.alerting.state import dedup_key
+from streamflow_ops.metrics import JOB, WINDOW_JOB, push_window_metrics
 from streamflow_ops.results import CheckResult, Status
 from streamflow_ops.store import ensure_ops_schema
 from tests.health.fake_alerts import accepted, alert_far_ends, failing, posts
@@ -170,6 +171,35 @@ def test_a_failed_window_keeps_the_last_success_and_a_refused_push_fails_with_th
 def _delete_group(layout, job: str) -> None:
     urllib.request.urlopen(urllib.request.Request(f"{monitoring.url(layout, 'pushgateway')}/metrics/job/{job}",
                                                   method="DELETE"), timeout=10).close()
+
+
+def test_alert_task_pages_first_then_fails_on_a_refused_push_and_its_retry_sends_nothing_twice(on_stack,
+                                                                                               monkeypatch):
+    """sweep_tasks.alert_on_changes as the DAG runs it: the page goes out, the refused push fails the task with
+    the Pushgateway's answer, and the retry (Pushgateway fixed) pushes without paging again."""
+    from airflow.sdk.exceptions import AirflowException
+
+    from streamflow_ops import sweep_tasks
+
+    context = {"params": {"dry_run": False}, "ti": SimpleNamespace(xcom_push=lambda **kwargs: None)}
+    monkeypatch.setattr(sweep_tasks, "get_current_context", lambda: context)
+    config = load_config()
+    _delete_group(on_stack, JOB)
+    monitoring.push(on_stack, "clash", "# TYPE streamflow_ops_sweep_duration_seconds counter\n"
+                                       "streamflow_ops_sweep_duration_seconds 1\n")
+    with alert_far_ends(monkeypatch) as far_ends:
+        _, pd_api = failing(far_ends)
+        summary = sweep.summarize(config, "manual__refused", [CheckResult(
+            "postgres.backup_age", Status.CRITICAL, "no backup", runbook="Backup and Recovery > Automated Backups")],
+            datetime.now(timezone.utc))
+        with pytest.raises(AirflowException, match=r"metrics not pushed .*HTTP 400 .*inconsistent"):
+            sweep_tasks.alert_on_changes(summary)
+        assert accepted(pd_api) == [("trigger", dedup_key("postgres.backup_age", ""))]  # paged before the push
+        _delete_group(on_stack, "clash")
+        sweep_tasks.alert_on_changes(summary)  # the retry
+        assert len(accepted(pd_api)) == 1
+    pushed = urllib.request.urlopen(monitoring.url(on_stack, "pushgateway") + "/metrics", timeout=10).read().decode()
+    assert f'streamflow_ops_sweep_duration_seconds{{instance="",job="{JOB}"}}' in pushed
 
 
 def _window_group(layout) -> dict[str, str]:

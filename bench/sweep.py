@@ -76,14 +76,16 @@ def take_nightly_backup(config) -> None:
 
 def main() -> None:
 
-    from sandbox import connections, flink, kafka, postgres
+    from sandbox import connections, flink, kafka, monitoring, postgres
     from sandbox.__main__ import seed_postgres
     from sandbox.proc import Layout
     from streamflow_ops.config import load_config
 
     layout = Layout.from_env()
-    started = [m for m in (postgres, kafka, flink) if not m.status(layout).split(":", 1)[1].strip().startswith("running")]
-    for module in (postgres, kafka, flink):
+    # monitoring: the sweep's connections include the sandbox's Prometheus, Alertmanager and Pushgateway
+    services = (postgres, kafka, flink, monitoring)
+    started = [m for m in services if not m.status(layout).split(":", 1)[1].strip().startswith("running")]
+    for module in services:
         module.start(layout)
     saved = dict(os.environ)
     rows = []

@@ -51,7 +51,10 @@ def _dags_folder(home: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def celery_cluster(sandbox_layout, postgres_service, kafka_service, flink_service, cluster_warehouse):
+def celery_cluster(sandbox_layout, postgres_service, kafka_service, flink_service, monitoring_service,
+                   cluster_warehouse):
+    # monitoring_service: the cluster's connections (sandbox.connections.airflow_env) include the sandbox's
+    # Prometheus, Alertmanager and Pushgateway; the window and the sweep push their metrics there.
     probe = CeleryCluster(sandbox_layout)
     if any(running_group(probe.pid_path(n)) for n in ("scheduler", "api-server", *probe.workers)):
         pytest.fail(f"a celery cluster of this test profile is already running (pid files in {probe.home}); stop it: "

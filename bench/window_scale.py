@@ -273,7 +273,7 @@ def report(results: dict) -> str:
              f"Each size: 8 days of bronze (`transaction_time` evenly spread), silver (all promoted but 1 in 100,000 "
              f"of the oldest day), fraud alerts (2.5 %), the 4 gold views; the window retires the oldest day "
              f"(cutoff = reference - 7 days). Steps run through the package (retention batch "
-             f"{results['batch_size']:,}, targeted vacuum, gold refresh, verified backup) while a writer inserts "
+             f"{results['batch_size']:,}, targeted vacuum, gold refresh, the full pg_dump; its verification and the old gold_export after the window) while a writer inserts "
              f"10 bronze + silver rows every 50 ms and a reader reads gold. Data built with durability off, "
              f"measured with {', '.join(f'{k}={v}' for k, v in results['settings'].items())}; "
              f"sandbox PostgreSQL 15 (shared_buffers 256MB), 2 cores shared with other work; run at "

@@ -148,3 +148,71 @@ def test_bad_param_is_refused_before_any_work(sweep_dag, airflow_db):
 
     with pytest.raises(ParamValidationError, match="^Invalid input for param dry_run: 'yes please' is not of type"):
         sweep_dag.test(run_conf={"dry_run": "yes please"})
+
+
+def ledger_variable() -> dict | None:
+    import json
+
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    from streamflow_ops.alerting.ledger import VARIABLE_KEY
+
+    with create_session() as session:
+        row = session.query(Variable).filter_by(key=VARIABLE_KEY).one_or_none()
+        return json.loads(row.val) if row else None
+
+
+def alert_try(run_id: str) -> int:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.query(TaskInstance).filter_by(run_id=run_id, task_id="alert").one().try_number
+
+
+def forget_ledger() -> None:
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    from streamflow_ops.alerting.ledger import VARIABLE_KEY
+
+    with create_session() as session:
+        session.query(Variable).filter_by(key=VARIABLE_KEY).delete()
+
+
+def test_postgres_down_pages_once_through_a_retry_then_records_and_resolves(sweep_dag, airflow_db, warehouse_db,
+                                                                            monkeypatch):
+    """PostgreSQL unreachable: the sweep pages from its own results; the alert task's real retry (PagerDuty
+    refused the first try) posts nothing to Slack again (the Airflow Variable ledger). Once PostgreSQL
+    answers, the incident is recorded in ops.alert_state and resolved."""
+    from tests.fakes.http_api import unused_port
+
+    reachable_key = "streamflow-ops/postgres.reachable"
+    forget_ledger()
+    for task_id in ("alert", "ensure_ops_tables"):
+        monkeypatch.setattr(sweep_dag.get_task(task_id), "retry_delay", timedelta(seconds=1))
+    with alert_far_ends(monkeypatch) as far_ends:
+        slack_api, pd_api = failing(far_ends, pd_failures=1)
+        monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_POSTGRES",
+                           f"postgresql://streamflow:x@127.0.0.1:{unused_port()}/streamflow")
+        down = sweep_dag.test(run_conf={"dry_run": False})
+        assert down.state == "success"
+        assert codes(pd_api)[:1] == [500] and accepted(pd_api) == [("trigger", reachable_key)]
+        assert len(posts(slack_api)) == 1  # the retry did not post again
+        assert alert_try(down.run_id) == 2  # the first try failed on PagerDuty's 500, the retry succeeded
+        ledger = ledger_variable()
+        assert ledger["offline"] is True and any(r["check_name"] == "postgres.reachable" and r["incident_open"]
+                                                 for r in ledger["rows"])
+
+        monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_POSTGRES", warehouse_db)  # PostgreSQL answers again
+        record_backup(warehouse_db, hours_ago=2)
+        back = sweep(sweep_dag, warehouse_db, dry_run=False)
+        assert back.state == "success"
+        assert accepted(pd_api) == [("trigger", reachable_key), ("resolve", reachable_key)]
+        assert "resolution" in str(posts(slack_api)[-1]["blocks"]) and len(posts(slack_api)) == 2
+    with psycopg.connect(warehouse_db) as conn:
+        row = conn.execute("select incident_open, status from ops.alert_state where check_name = 'postgres.reachable'"
+                           ).fetchone()
+    assert row == (False, "ok") and ledger_variable()["offline"] is False
+    forget_ledger()

@@ -126,17 +126,31 @@ def decode(value: bytes | None) -> tuple:
 
 
 def first_offset_at(timestamp_ms: int, low: int, high: int, timestamp_at: Callable[[int], int]) -> int:
-    """The first offset in [low, high) whose message timestamp is >= timestamp_ms (high if none): a binary
-    search that reads O(log n) single messages. `timestamp_at(offset)` is the timestamp of the first message
-    at or after that offset. Assumes timestamps do not decrease along the partition, as they do with
+    """The first offset in [low, high) whose message timestamp is >= timestamp_ms (high if none).
+
+    `timestamp_at(offset)` is the timestamp of the first message at or after that offset; each call is a
+    fetch, so the search alternates an interpolation step between the two nearest offsets already read
+    (timestamps grow about linearly with offsets in a steady stream: a few fetches land next to the answer)
+    with a bisection step (skewed traffic still finishes in O(log n) fetches). It never reads the last
+    message just to bound the search. Assumes timestamps do not decrease along the partition, as with
     LogAppendTime and with one producer's CreateTime."""
-    lo, hi = low, high
+    lo, hi = low, high  # the answer is in [lo, hi]
+    upper: tuple[int, int] | None = None  # (offset, timestamp) of the lowest read message at or past the target
+    interpolate = False
     while lo < hi:
         mid = (lo + hi) // 2
-        if timestamp_at(mid) < timestamp_ms:
+        if interpolate and upper is not None and hi - lo > 2:
+            first = timestamp_at(lo)
+            if first >= timestamp_ms:
+                return lo
+            guess = lo + (timestamp_ms - first) * (upper[0] - lo) // max(upper[1] - first, 1)
+            mid = min(max(guess, lo + 1), hi - 1)
+        interpolate = not interpolate
+        stamp = timestamp_at(mid)
+        if stamp < timestamp_ms:
             lo = mid + 1
         else:
-            hi = mid
+            hi, upper = mid, (mid, stamp)
     return lo
 
 

@@ -10,8 +10,8 @@ import pytest
 from streamflow_ops import registry
 from streamflow_ops.alerting import pagerduty, slack
 from streamflow_ops.alerting.run import ALERT_NAMES
-from streamflow_ops.alerting.state import (CHANGE, FLAPPING, NOT_MEASURED, ORPHAN, RESOLVE, TRIGGER, AlertState,
-                                           ChangeKind, Policy, advance, dedup_key, flips, page_delivered,
+from streamflow_ops.alerting.state import (CHANGE, FLAPPING, NOT_MEASURED, ORPHAN, PAGERDUTY, RESOLVE, SLACK, TRIGGER,
+                                           AlertState, ChangeKind, Policy, advance, dedup_key, flips, page_delivered,
                                            slack_delivered)
 from streamflow_ops.results import CheckResult, Status
 
@@ -30,15 +30,15 @@ def result(status, check="postgres.backup_age", subject="", value=None, details=
 class Sweeps:
     """Rows as ops.alert_state would hold them, moved sweep by sweep; `deliver()` acknowledges all owed."""
 
-    def __init__(self, policy: Policy = POLICY):
-        self.policy, self.n, self.states = policy, 0, {}
+    def __init__(self, policy: Policy = POLICY, known=None):
+        self.policy, self.n, self.states, self.known = policy, 0, {}, known
         self.pages: list[tuple[str, str]] = []  # acknowledged PagerDuty actions
         self.told: list[tuple[str, str, str]] = []  # acknowledged Slack items (item, check, subject)
 
     def sweep(self, *results: CheckResult, deliver: bool = True) -> dict:
         self.n += 1
         step = advance(self.states, list(results), f"sweep-{self.n}", T0 + timedelta(hours=self.n), self.policy,
-                       ALERT_NAMES, AM)
+                       ALERT_NAMES, AM, self.known)
         self.states = step.merged(self.states)
         if deliver:
             self.deliver()
@@ -316,3 +316,78 @@ def test_a_resolution_owed_when_the_connection_goes_is_still_told():
     assert not any(item == ORPHAN for item, *_ in sweeps.told)
     sweeps.sweep(result(S, "kubernetes.pods"))  # nothing open or owed any more: forgotten
     assert ("kubernetes.pods", "ns") not in sweeps.states
+
+
+# --- issue 22 -----------------------------------------------------------------------------------------
+
+BACKUP = dedup_key("postgres.backup_age", "")
+
+
+def test_damping_never_holds_back_a_first_critical():
+    sweeps = Sweeps()
+    for status in [O, W] * 3:  # 5 flips in 6 sweeps: flapping, never paged (warnings)
+        sweeps.sweep(result(status))
+    assert sweeps.row().flapping and sweeps.pages == []
+    sweeps.sweep(result(C))
+    assert sweeps.pages == [(TRIGGER, BACKUP)] and sweeps.told[-1] == (CHANGE, "postgres.backup_age", "")
+    for status in (O, C, O):  # still flapping: held open, paged again only once stable
+        sweeps.sweep(result(status))
+    assert sweeps.pages == [(TRIGGER, BACKUP)] and sweeps.row().incident_open
+
+
+def test_a_warning_alertmanager_alert_never_stands_in_for_our_critical_page():
+    sweeps = Sweeps()
+    sweeps.sweep(result(C, "business.fraud_rate"), alertmanager("HighFraudRate", severity="warning"), deliver=False)
+    row = sweeps.row("business.fraud_rate")
+    assert row.pending_page == TRIGGER and row.deferred_to is None
+    assert "pages for this" not in slack.change_text(row)
+    sweeps.sweep(result(C, "business.fraud_rate"), alertmanager("HighFraudRate", severity="critical"), deliver=False)
+    row = sweeps.row("business.fraud_rate")  # the same alert at critical: Alertmanager pages for it
+    assert row.pending_page is None and "Alertmanager already fires *HighFraudRate*" in slack.change_text(row)
+
+
+def test_a_retired_check_resolves_its_incident_with_a_note_then_is_forgotten():
+    sweeps = Sweeps(known={"postgres.backup_age", "postgres.reachable"})
+    sweeps.sweep(result(C), result(O, "postgres.reachable"))
+    sweeps.known = {"postgres.reachable"}  # postgres.backup_age was renamed
+    sweeps.sweep(result(O, "postgres.reachable"), deliver=False)
+    row = sweeps.row()
+    assert row.pending_page == RESOLVE and row.change_kind is ChangeKind.RESOLUTION
+    assert row.result.message.startswith("postgres.backup_age no longer exists (renamed or removed")
+    sweeps.deliver()
+    sweeps.sweep(result(O, "postgres.reachable"))
+    assert ("postgres.backup_age", "") not in sweeps.states
+    assert sweeps.pages == [(TRIGGER, BACKUP), (RESOLVE, BACKUP)] and NOT_MEASURED not in [t[0] for t in sweeps.told]
+
+
+def test_only_a_configured_channel_is_owed_and_defining_it_later_owes_the_current_state():
+    sweeps = Sweeps(Policy(channels=frozenset({SLACK})))
+    sweeps.sweep(result(C), deliver=False)
+    assert sweeps.row().pending_page is None and sweeps.row().pending_slack == (CHANGE,)
+    sweeps.policy = Policy(channels=frozenset())
+    sweeps.sweep(result(C), deliver=False)
+    assert not sweeps.row().owes
+    sweeps.policy = Policy()
+    sweeps.sweep(result(W), deliver=False)  # both defined again: the current state, a warning, no page
+    assert sweeps.row().pending_page is None and sweeps.row().change_kind is ChangeKind.NEW
+
+
+def test_a_retry_after_a_channel_was_removed_owes_it_nothing():
+    sweeps = Sweeps()
+    states = sweeps.sweep(result(C), deliver=False)
+    retry = advance(states, [result(C)], f"sweep-{sweeps.n}", T0 + timedelta(hours=sweeps.n),
+                    Policy(channels=frozenset({SLACK})), ALERT_NAMES, AM)
+    [row] = retry.updated
+    assert row.pending_page is None and row.pending_slack == (CHANGE,) and row.status is C
+
+
+def test_an_incident_waiting_for_pagerduty_is_never_forgotten_when_its_check_is_skipped():
+    sweeps = Sweeps()
+    sweeps.sweep(result(C, "kubernetes.pods", "ns"))
+    sweeps.policy = Policy(channels=frozenset({SLACK}))  # PagerDuty's connection removed
+    sweeps.sweep(result(O, "kubernetes.pods", "ns"))  # resolved, but nothing can be owed to PagerDuty
+    sweeps.sweep(result(S, "kubernetes.pods"))  # and the check's connection removed too
+    assert sweeps.row("kubernetes.pods", "ns").incident_open
+    sweeps.policy = Policy(channels=frozenset({PAGERDUTY, SLACK}))
+    sweeps.sweep(result(S, "kubernetes.pods"))
+    assert sweeps.pages == [(TRIGGER, dedup_key("kubernetes.pods", "ns")), (RESOLVE, dedup_key("kubernetes.pods", "ns"))]

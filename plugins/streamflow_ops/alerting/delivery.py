@@ -99,14 +99,23 @@ def deliver(alerting: AlertingConfig, owed: Sequence[AlertState], sweep_status: 
         with lock:
             report.pagerduty.append(outcome)
 
+    def page_all() -> None:
+        try:
+            pagerduty.send_all(alerting.pagerduty_conn_id, events, alerting.request_timeout_s, budget, paged)
+        except Exception as exc:  # noqa: BLE001 - e.g. an unreadable connection: every unanswered page failed
+            with lock:
+                answered = {outcome["dedup_key"] for outcome in report.pagerduty}
+            for event in events:
+                if event["dedup_key"] not in answered:
+                    paged(event, exc)
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pagerduty") as pool:
         paging = None
         if dry_run:
             report.pagerduty = [{"action": e["action"], "dedup_key": e["dedup_key"], "outcome": "dry run: not sent"}
                                 for e in events]
         elif events:
-            paging = pool.submit(pagerduty.send_all, alerting.pagerduty_conn_id, events, alerting.request_timeout_s,
-                                 budget, paged)
+            paging = pool.submit(page_all)
             wait([paging], timeout=min(alerting.slack_waits_for_pagerduty_s, budget))
         with lock:
             notes += page_notes
@@ -126,7 +135,7 @@ def deliver(alerting: AlertingConfig, owed: Sequence[AlertState], sweep_status: 
                 _describe_items(report, message, states)
             _send_slack(alerting, message, report, acknowledge, dry_run, channels, now, budget)
         if paging is not None:
-            paging.result()  # bounded by the budget: send_all gives up on what is still pending
+            paging.result()  # bounded by the budget: send_all gives up on what is still pending; never raises
     return report, states
 
 

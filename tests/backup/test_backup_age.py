@@ -37,7 +37,8 @@ def test_a_newer_unverified_backup_warns_and_does_not_reset_the_age():
     assert age(1, latest(1, "verified")).status is Status.OK  # the same backup, verified: ok
     # Only unverified backups: there is no restorable backup at all.
     none = age(None, latest(1, "unverified"))
-    assert none.status is Status.CRITICAL and "no verified or completed backup recorded" in none.message and "unverified" in none.message
+    assert none.status is Status.CRITICAL and "no verified or completed backup recorded" in none.message
+    assert "unverified" in none.message
 
 
 def test_a_backup_longer_than_ten_minutes_warns():

@@ -167,3 +167,62 @@ def test_scratch_settings_are_values_never_sql(warehouse_db):
     with psycopg.connect(warehouse_db) as conn:
         assert conn.execute("select count(*) from pg_database where datname like %s",
                             (SCRATCH_PREFIX + "%",)).fetchone()[0] == 0
+
+
+KILLED_BACKUP = """
+import sys
+from streamflow_ops.backup.request import check_file_backup_ready, resolve_request
+from streamflow_ops.backup.runner import run_file_backup
+from streamflow_ops.config import load_config
+from streamflow_ops.connections import warehouse_connection
+from streamflow_ops.store import Actor
+
+config = load_config({"backup": {"folder": sys.argv[1], "pg_bin_dir": sys.argv[2]}})
+request = resolve_request({"method": "pg_dump", "schemas": ["gold"]}, config, kubernetes_defined=False)
+with warehouse_connection(config.warehouse) as conn:
+    schemas = check_file_backup_ready(request, config, conn)
+run_file_backup(config, request, schemas, Actor("postgres_backup", "manual__killed", "backup.dump"))
+"""
+
+
+def test_a_backup_killed_mid_dump_leaves_an_in_progress_row_and_its_folder_is_swept(warehouse_db, tmp_path):
+    """A real SIGKILL while pg_dump runs: before, the row was written only at the end, so a killed backup
+    left nothing in the audit. Now its `in progress` row names the folder; the next backup sweeps the folder
+    once no run can still be writing it."""
+    import os
+    import signal
+    import sys
+    import time
+
+    folder, bin_dir = tmp_path / "dumps", tmp_path / "bin"
+    bin_dir.mkdir()
+    started = tmp_path / "pg_dump.pid"
+    for tool in ("pg_dump", "pg_restore"):  # a pg_dump that hangs, as one stuck on a lock would
+        (bin_dir / tool).write_text(f"#!/bin/sh\necho $$ > {started}\nexec sleep 120\n")
+        (bin_dir / tool).chmod(0o755)
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo / "plugins"), str(repo)])}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_BACKUP, str(folder), str(bin_dir)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (started.exists() and started.read_text().strip()) and time.monotonic() < deadline:
+            assert proc.poll() is None, "the backup ended before pg_dump started"
+            time.sleep(0.05)
+        assert started.exists(), "pg_dump never started"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        if started.exists() and started.read_text().strip():
+            os.kill(int(started.read_text()), signal.SIGKILL)
+    (killed,) = [p for p in folder.iterdir() if p.is_dir()]
+    assert not (killed / MANIFEST).exists()
+    with psycopg.connect(warehouse_db) as conn:
+        rows = conn.execute("select action, target, outcome, finished_at, run_id from ops.maintenance_audit "
+                            "order by id").fetchall()
+    assert rows == [("backup", str(killed), "in progress", None, "manual__killed")]
+
+    later = datetime.now(timezone.utc) + timedelta(hours=3)  # past statement_timeout_s + verify_timeout_s
+    summary = backup(backup_config(folder), {"schemas": ["gold"]}, now=later)
+    assert summary["outcome"] == "verified" and not killed.exists()
+    (swept,) = audit_rows(warehouse_db, action="backup_retention")[:1]
+    assert swept["details"]["partial_removed"] == [killed.name]

@@ -60,7 +60,8 @@ def test_default_gold_backup_is_a_verified_gold_export_then_unverified_warns(set
     assert (check["check_name"], check["status"]) == ("maintenance.backup", "ok")
     config = load_config({"backup": {"folder": str(folder)}})
     [age] = [r for r in run_checks(config) if r.check_name == "postgres.backup_age"]
-    assert age.status.value == "ok" and age.message.startswith("last good backup (verified or CNPG completed) 0.0 h ago")
+    assert age.status.value == "ok"
+    assert age.message.startswith("last good backup (verified or CNPG completed) 0.0 h ago")
 
     dr = load_dag("postgres_backup").test(run_conf={"schemas": ["gold"], "verify": False})
     assert dr.state == "success", states(dr)

@@ -10,9 +10,11 @@ so the dump is recorded `unverified` with details.verification = "pending" and i
 "pending"; `verify_pending` (the DAG postgres_backup_verify, scheduled on BACKUP_ASSET) restores it and
 only then records it `verified`.
 
-A failed backup leaves its `failed` audit row whatever broke (a full disk included: nothing is written to
-the backup folder on that path) and its folder is removed; folders of killed runs are swept at the start
-of the next backup or verification, so partial folders never pile up, verified backups or not.
+A backup's audit row is committed `in progress` before the dump and closed when it ends (store.audited):
+a killed backup leaves a trace, and a failed one its `failed` row whatever broke (a full disk included:
+the row lives in PostgreSQL, nothing is written to the backup folder on that path); its folder is
+removed. Folders of killed runs are swept at the start of the next backup or verification, so partial
+folders never pile up, verified backups or not.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from streamflow_ops.backup.audit import (
+    BACKUP_ACTION,
     DRY_RUN,
     FAILED,
     PENDING,
@@ -39,7 +42,8 @@ from streamflow_ops.backup.request import BackupRequest
 from streamflow_ops.backup.retention import RetentionPlan, partial_folders, plan_retention, remove_planned, scan
 from streamflow_ops.backup.verify import VerificationError, verify_dump
 from streamflow_ops.config import StreamflowOpsConfig
-from streamflow_ops.store import Actor
+from streamflow_ops.connections import warehouse_connection
+from streamflow_ops.store import Actor, audited, ensure_ops_schema
 
 log = logging.getLogger(__name__)
 
@@ -81,26 +85,34 @@ def run_file_backup(config: StreamflowOpsConfig, request: BackupRequest, dump_sc
         return summary
     sweep_partial(config, run, now)
     started = time.monotonic()
-    folder = None
     try:
         folder = new_backup_folder(cfg.folder, now)
-        if request.method == "gold_export":
-            manifest = take_export(config, list(request.schemas), folder)
-        else:
-            manifest = take_dump(config, list(request.schemas), dump_schemas, folder).manifest
-        verification = verify_folder(config, folder, run) if request.verify and not pending else None
-        manifest.update(status=VERIFIED if verification else PENDING if pending else UNVERIFIED,
-                        verification=verification)
-        write_manifest(folder, manifest)
     except BaseException as exc:
-        fail_backup(config, run, folder, now, exc, method=request.method, schemas=list(request.schemas),
-                    duration_s=round(time.monotonic() - started, 3))
+        fail_backup(config, run, None, now, exc, method=request.method, schemas=list(request.schemas))
         raise
-    outcome = VERIFIED if verification else UNVERIFIED
-    details = _details(manifest, folder, round(time.monotonic() - started, 3), verification, pending)
-    rows = sum(r["rows"] or 0 for r in manifest["relations"])
-    record_backup(config, run, target=str(folder), dry_run=False, outcome=outcome, started_at=now,
-                  details=details, rows=rows)
+    # The audit row is committed `in progress` before the dump (store.audited): a backup killed midway
+    # leaves a trace that maintenance.last_success reports; it is closed in PostgreSQL, never on the disk.
+    with warehouse_connection(config.warehouse) as conn:
+        ensure_ops_schema(conn, config.warehouse.ops_schema)
+        with audited(conn, run, BACKUP_ACTION, str(folder), dry_run=False) as record:
+            try:
+                if request.method == "gold_export":
+                    manifest = take_export(config, list(request.schemas), folder)
+                else:
+                    manifest = take_dump(config, list(request.schemas), dump_schemas, folder).manifest
+                verification = verify_folder(config, folder, run) if request.verify and not pending else None
+                manifest.update(status=VERIFIED if verification else PENDING if pending else UNVERIFIED,
+                                verification=verification)
+                write_manifest(folder, manifest)
+            except BaseException:
+                record.details.update(method=request.method, location=str(folder), schemas=list(request.schemas),
+                                      duration_s=round(time.monotonic() - started, 3),
+                                      folder_removed=remove_folder(folder))
+                raise
+            outcome = VERIFIED if verification else UNVERIFIED
+            details = _details(manifest, folder, round(time.monotonic() - started, 3), verification, pending)
+            rows = sum(r["rows"] or 0 for r in manifest["relations"])
+            record.outcome, record.details, record.rows_affected = outcome, details, rows
     summary = {**details, "outcome": outcome, "rows": rows, "removed": [], "kept": None}
     if outcome == VERIFIED:
         plan = _prune(config, run, root, now)
@@ -151,12 +163,7 @@ def fail_backup(config: StreamflowOpsConfig, run: Actor, folder: Path | None, st
     """The failed backup's folder goes first (it can never be restored, and on a full disk that frees the
     space), then its `failed` audit row, which needs nothing from the backup folder: a disk that is full
     cannot lose it. Never raises: the backup's own error is what the caller re-raises."""
-    removed = None
-    if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)
-        removed = not folder.exists()
-        if not removed:
-            log.error("could not remove the failed backup folder %s; the next backup sweeps it", folder)
+    removed = None if folder is None else remove_folder(folder)
     try:
         record_backup(config, run, target=str(folder or config.backup.folder), dry_run=False, outcome=FAILED,
                       started_at=started_at,
@@ -164,6 +171,15 @@ def fail_backup(config: StreamflowOpsConfig, run: Actor, folder: Path | None, st
                                "error": f"{type(exc).__name__}: {exc}"[:2000]})
     except Exception:  # noqa: BLE001 - the backup's own error must surface, not this one
         log.exception("could not write the failed audit row of the backup %s", folder)
+
+
+def remove_folder(folder: Path) -> bool:
+    """Remove a failed backup's folder (it can never be restored; on a full disk this frees the space)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    if folder.exists():
+        log.error("could not remove the failed backup folder %s; the next backup sweeps it", folder)
+        return False
+    return True
 
 
 def sweep_partial(config: StreamflowOpsConfig, run: Actor, now: datetime) -> list[str]:

@@ -34,8 +34,8 @@ DOC = """
 The runbook's manual nightly routine (Maintenance Windows > Daily Maintenance (03:00 UTC)), automatic,
 safe and audited. One run at a time (`max_active_runs=1`), no catchup, a deadline alert to Slack 45 minutes
 after the run was queued, and a **hard stop**: the run ends `maintenance.hard_stop_minutes` (120) after it
-started (`dagrun_timeout`; every task's `execution_timeout` fits its retries inside it), and a failed or cut
-run is posted to Slack by the DAG's failure callback (see docs/maintenance.md).
+started (`dagrun_timeout`; every task's `execution_timeout` fits its retries inside it), and a cut run
+(which never reaches its report) is posted to Slack by the DAG's failure callback (see docs/maintenance.md).
 Trigger with `{"dry_run": true}` to see what every step would do without changing anything.
 
 | step | what | runbook |

@@ -105,8 +105,22 @@ def test_a_hung_step_is_cut_at_the_hard_stop_and_slack_is_told(warehouse_db, air
         assert [a["outcome"] for a in attempts] == ["failed"] * 3
         assert all("Timeout" in a["details"]["error"] for a in attempts)
         assert snapshot(wh) == before
-    texts = [c.json()["text"] for c in slack.calls("POST")]
-    [told] = [t for t in texts if t.startswith("```maintenance_tasks run ")]
-    assert f"{dr.run_id} failed (task_failure" in told and "hard stop (12 s after it started)" in told
-    [report] = [t for t in texts if "StreamFlow maintenance window" in t]
-    assert "maintenance.bronze_retention" in report and "produced no result" in report
+    # The run went on to its report, which told Slack; the failure callback does not post it twice.
+    [report] = [c.json()["text"] for c in slack.calls("POST")]
+    assert "StreamFlow maintenance window" in report
+    assert "maintenance.bronze_retention - step bronze_retention produced no result" in report
+
+
+@pytest.mark.airflow
+def test_a_cut_run_is_told_to_slack_by_the_failure_callback(airflow_db, monkeypatch):
+    """Under the scheduler, dagrun_timeout ends the run with reason `timed_out` and the report never runs:
+    the callback (as the scheduler calls it) posts through the real Slack hook to the stand-in."""
+    dag = load_repo_dag_module("maintenance_tasks").build(deadline=None)
+    with FakeApi() as slack:
+        slack.route("POST", r"/.*", (200, b"ok"))
+        monkeypatch.setenv("AIRFLOW_CONN_SLACK_STREAMFLOW_ALERTS", json.dumps(
+            {"conn_type": "slackwebhook", "host": slack.url, "password": "T000/B000/XXXX"}))
+        dag.on_failure_callback({"dag": dag, "run_id": "scheduled__cut", "reason": "timed_out"})
+        dag.on_failure_callback({"dag": dag, "run_id": "scheduled__red", "reason": "task_failure"})
+    [told] = [c.json()["text"] for c in slack.calls("POST")]  # the task failure was the report's to tell
+    assert "maintenance_tasks run scheduled__cut was CUT at its hard stop (2.0 h after it started)" in told

@@ -19,6 +19,8 @@ from streamflow_ops.maintenance.window import notify_slack
 from streamflow_ops.timeutil import human_duration
 
 log = logging.getLogger(__name__)
+# The failure callback's reason when a task failed and the run went on to its report (which posted).
+REPORTED = "task_failure"
 
 
 @dataclass(frozen=True)
@@ -73,13 +75,15 @@ def window_failed_text(dag_id: str, run_id: str | None, reason: str | None, hard
 
 
 def notify_window_failed(context) -> None:
-    """The window DAG's on_failure_callback: tell Slack that the run failed or was cut, and why.
+    """The window DAG's on_failure_callback: tell Slack that the run was cut (or failed without its report).
 
     A plain callable, not a notifier: a DAG-level notifier fails in dag.test() on Airflow 3.3.2, while a
     callable runs under both dag.test() and the scheduler (which calls it with reason `timed_out` when the
     dagrun_timeout cuts the run, the case where the report step never ran).
     """
     dag = context["dag"]
+    if context.get("reason") == REPORTED:
+        return  # a step failed and the run went on: the report step (all_done) already told Slack
     text = window_failed_text(dag.dag_id, context.get("run_id"), context.get("reason"), dag.dagrun_timeout)
     try:
         alerting = get_config().alerting

@@ -43,7 +43,8 @@ its own heading) and tells people what **changed**.
    de-escalation, resolution, a probe failing two sweeps in a row, a flapping check, an incident whose
    check is no longer configured); PagerDuty (`pagerduty_streamflow`) gets `trigger` when a check turns
    critical and `resolve` when it is ok again (dedup key per check and subject), unless Alertmanager already
-   fires the runbook alert of the same name. Only an answer resolves: `unknown` and `skipped` never do.
+   fires the runbook alert of the same name at critical (a warning never stands in for our page). Only an
+   answer resolves: `unknown` and `skipped` never do.
    What could not be delivered stays owed: the task fails (XCom `delivery`), and its retry or the next
    sweep sends what is still owed, never twice. Then, whatever was delivered, it pushes the sweep's metrics
    and the deliveries still owed to a configured channel to `streamflow_pushgateway` when defined (the

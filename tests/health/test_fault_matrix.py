@@ -5,6 +5,9 @@ Kafka faults use a private Tansu and the connection-count faults a private Postg
 max_connections (own Layouts, so the shared sandbox services are never disturbed). Kubernetes, the
 Airflow API and monitoring have no connection here and must read `skipped`; their faults are covered
 against local HTTP servers in their own test files.
+
+The last test runs bench/fault_matrix.py's rows (one per runbook alert) through the whole sweep: live
+pipeline, Flink, the monitoring stack, an airflow standalone, alert state and a PagerDuty stand-in.
 """
 from __future__ import annotations
 
@@ -200,3 +203,86 @@ def test_stale_silver(live, minutes, expected):
 def test_fraud_rate_spike(live, percent, expected):
     wh.fraud_spike(live, percent)
     assert_statuses(run_all(), {("business.fraud_rate", None): expected})
+
+
+# --- the fault matrix through the whole sweep (alert state, PagerDuty), one row per runbook alert ----
+
+@pytest.fixture(scope="module")
+def matrix_standalone(postgres_service):
+    """One airflow standalone for the AirflowDAGFailure row (module scope: stopped before tests/ui starts
+    its own on the same profile ports)."""
+    from sandbox.proc import running_group
+    from scripts.ui import Standalone
+
+    standalone = Standalone(postgres_service, sandbox_connections=False)
+    if running_group(standalone.pid_file) is not None:
+        pytest.fail(f"an airflow standalone of this test profile is already running (pid file "
+                    f"{standalone.pid_file}); stop it: python -m scripts.ui stop")
+    try:
+        standalone.start(extra_env={"AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                                    "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}, timeout=420)
+        yield standalone
+    finally:
+        standalone.stop()
+
+
+@pytest.fixture
+def matrix_env(live_pipeline, warehouse_db, postgres_service, flink_service, sandbox_connections, monitoring_connections,
+               matrix_standalone, monkeypatch):
+    """The live pipeline (its own broker) writing this test's warehouse, Flink, monitoring, the standalone,
+    and the Slack and PagerDuty stand-ins: a fault_matrix.Env whose `prepare` made it healthy."""
+    from bench import fault_matrix
+    from sandbox import kafka as sandbox_kafka
+    from tests.health.fake_alerts import alert_far_ends
+
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_POSTGRES", warehouse_db)
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_KAFKA", json.dumps({"conn_type": "kafka", "extra": {
+        "bootstrap.servers": sandbox_kafka.bootstrap(live_pipeline), "socket.timeout.ms": 3000}}))
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_AIRFLOW_API", fault_matrix.standalone_connection(matrix_standalone))
+    with alert_far_ends(monkeypatch) as (_, pd_api):
+        env = fault_matrix.Env(postgres_service, live_pipeline, warehouse_db, pd_api, standalone=matrix_standalone)
+        try:
+            fault_matrix.prepare(env)
+            yield env
+        finally:
+            fault_matrix._release_connections(env)
+            if fault_matrix._flink_job(env) is None:  # the session's other Flink tests need the job
+                fault_matrix._job_running_again(env)
+
+
+# Diagnoses the sandbox cannot gather, and why (each row must otherwise have findings).
+NOT_GATHERED = {"KafkaBrokerDown": "connection streamflow_kubernetes is not defined",  # its bundle reads pods
+                "PostgresPVCNearlyFull": "no diagnosis bundle for this alert yet"}
+
+
+def test_fault_matrix_every_runbook_alert_seen_paged_once_and_resolved(matrix_env):
+    """bench/fault_matrix.py's rows on the live sandbox: the healthy pipeline pages nothing in 24 sweeps;
+    each injected fault is seen by its check at its severity under its runbook heading, diagnosed, paged
+    once if critical (trigger, then resolve) and never if not, and reads ok again after healing."""
+    from bench import fault_matrix
+
+    baseline = fault_matrix.healthy_baseline(matrix_env)
+    assert baseline["sweeps"] == 24 and baseline["pages"] == [], baseline
+
+    rows = fault_matrix.run_matrix(matrix_env)["rows"]
+    print(json.dumps(rows, indent=1, default=str))  # the whole matrix in the report when a row is wrong
+    assert [r["alert"] for r in rows] == ["KafkaConsumerLagHigh", "KafkaBrokerDown", "FlinkJobNotRunning",
+                                          "FlinkCheckpointFailing", "PostgresHighConnections", "PostgresPVCNearlyFull",
+                                          "HighFraudRate", "PipelineLatencyHigh", "AirflowDAGFailure"]
+    wrong = []
+    for r in rows:
+        # The runbook heading each alert's check must point at (RUNBOOK.md, Alert Response Procedures).
+        heading = f"Alert Response Procedures > Alert: {r['alert']}"
+        problems = [f"not injected: {r['not_injected']}"] if "not_injected" in r else [
+            *([f"saw {r['seen']}"] if r["seen"] != r["expected"] else []),
+            *([f"runbook {r['runbook']!r}"] if r["runbook"] != heading else []),
+            *([f"diagnosis not gathered: {r['diagnosis_not_gathered']}"] if not r["diagnosis_gathered"] and not any(
+                NOT_GATHERED.get(r["alert"], "-") in note for note in r["diagnosis_not_gathered"]) else []),
+            *([f"pages {r['pages']}"] if r["pages"] != (["trigger", "resolve"] if r["expected"] == "critical"
+                                                          else []) else []),
+            *([f"other pages {r['other_pages']}"] if r["other_pages"] else []),
+            *(["not resolved after healing"] if not r["resolved"] else []),
+        ]
+        if problems:
+            wrong.append(f"{r['alert']} ({r['check']}[{r['subject']}]): {'; '.join(problems)}")
+    assert not wrong, "\n".join(wrong)

@@ -196,7 +196,7 @@ class AlertSequences(RuleBasedStateMachine):
     def check_plan(self, plan: dict, read: dict, last: dict, retry: bool, forgotten: set, stamped: set) -> None:
         pd, sl = PAGERDUTY in self.channels, SLACK in self.channels
         for key in forgotten:  # healthy, nothing open or owed (an outage keeps it in the ledger, stamped)
-            assert not self.incident.get(key) and (key not in plan or not plan[key].owes), (key, plan.get(key), self.outage)
+            assert not self.incident.get(key) and (key not in plan or not plan[key].owes), (key, plan.get(key))
         for key, row in plan.items():
             if key in forgotten:
                 continue

@@ -400,7 +400,7 @@ def test_a_hanging_pagerduty_never_starves_slack(far_ends, ops_db, monkeypatch):
     release, posted_at = threading.Event(), []
     pd_api.route("POST", r"/v2/enqueue", lambda request: (release.wait(30), (503, {"status": "late"}))[1])
     slack_api.route("POST", r"/services/.*", lambda request: (posted_at.append(time.monotonic()), slack_ok(request))[1])
-    pods = [check(C, "kubernetes.pods", f"streamflow-ns{i}") for i in range(6)]
+    pods = [check(C, "kubernetes.pods", f"streamflow-ns{i}") for i in range(8)]
     summary = offline_summary(config, "manual__hang", *pods)
     try:
         started = time.monotonic()
@@ -408,16 +408,18 @@ def test_a_hanging_pagerduty_never_starves_slack(far_ends, ops_db, monkeypatch):
         took = time.monotonic() - started
     finally:
         release.set()
-    assert posted_at and posted_at[0] - started < 2.0  # one by one: 6 x 2 s = 12 s before Slack
-    assert took < 3 + 2.0  # PagerDuty's budget, plus Slack and PostgreSQL
-    assert len(outcome.delivery.errors) == 6 and "has not answered 6 of 6 pages" in json.dumps(slack_api.requests[0].json())
+    # One by one, 8 x 2 s = 16 s passed before Slack; margins for a loaded machine.
+    assert posted_at and posted_at[0] - started < 6
+    assert took < 3 + 6  # PagerDuty's budget, plus Slack and PostgreSQL
+    assert len(outcome.delivery.errors) == 8
+    assert "has not answered 8 of 8 pages" in json.dumps(slack_api.requests[0].json())
     rows = alert_rows(ops_db)
-    assert [rows[("kubernetes.pods", f"streamflow-ns{i}")]["pending_page"] for i in range(6)] == ["trigger"] * 6
-    assert all(rows[("kubernetes.pods", f"streamflow-ns{i}")]["pending_slack"] == [] for i in range(6))
+    assert [rows[("kubernetes.pods", f"streamflow-ns{i}")]["pending_page"] for i in range(8)] == ["trigger"] * 8
+    assert all(rows[("kubernetes.pods", f"streamflow-ns{i}")]["pending_slack"] == [] for i in range(8))
     pd_api.route("POST", r"/v2/enqueue", answering(pd_api, pd_ok, pd_500, 0))
     sweep.alert(config, offline_summary(config, "manual__after", *pods), dry_run=False)  # PagerDuty is back
     assert sorted(accepted(pd_api)) == sorted(("trigger", dedup_key("kubernetes.pods", f"streamflow-ns{i}"))
-                                              for i in range(6))
+                                              for i in range(8))
     assert len(posted_at) == 1  # Slack was told once
 
 

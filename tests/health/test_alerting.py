@@ -390,4 +390,5 @@ def test_an_incident_waiting_for_pagerduty_is_never_forgotten_when_its_check_is_
     assert sweeps.row("kubernetes.pods", "ns").incident_open
     sweeps.policy = Policy(channels=frozenset({PAGERDUTY, SLACK}))
     sweeps.sweep(result(S, "kubernetes.pods"))
-    assert sweeps.pages == [(TRIGGER, dedup_key("kubernetes.pods", "ns")), (RESOLVE, dedup_key("kubernetes.pods", "ns"))]
+    key = dedup_key("kubernetes.pods", "ns")
+    assert sweeps.pages == [(TRIGGER, key), (RESOLVE, key)]

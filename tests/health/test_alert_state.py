@@ -494,7 +494,7 @@ def test_an_analysts_open_transaction_never_stops_alerting(far_ends, ops_db, mod
         started = time.monotonic()
         with pytest.raises(psycopg.errors.LockNotAvailable):  # the setup step fails fast, not the alerting
             sweep.ensure_ops_tables(config)
-        assert time.monotonic() - started < 1.9
+        assert time.monotonic() - started < 4  # its lock timeout (1 s), not the statement timeout (60 s)
         summary, outcome = run(config, check(C))
         analyst.rollback()
     assert summary["persisted"] is (mode == "access share")

@@ -21,6 +21,7 @@ from typing import Iterable
 
 from airflow.sdk.exceptions import AirflowException
 
+from streamflow_ops.alerting.delivery import configured_channels
 from streamflow_ops.alerting.state import AlertState
 from streamflow_ops.config import StreamflowOpsConfig
 from streamflow_ops.connections import connection_defined, warehouse_connection
@@ -181,10 +182,7 @@ def push_sweep_metrics(config: StreamflowOpsConfig, results: list[CheckResult], 
 def push_alert_metrics(config: StreamflowOpsConfig, states: list[AlertState]) -> str:
     """The alert state's metrics, in their own group (ALERT_JOB) so that neither push erases the other.
     Owed deliveries count only for the channels whose connection is defined."""
-    alerting = config.alerting
-    configured = [channel for channel, conn_id in (("pagerduty", alerting.pagerduty_conn_id),
-                                                   ("slack", alerting.slack_conn_id)) if connection_defined(conn_id)]
-    return _push(config, ALERT_JOB, render_alert_metrics(states, configured))
+    return _push(config, ALERT_JOB, render_alert_metrics(states, configured_channels(config.alerting)))
 
 
 def window_step_durations(config: StreamflowOpsConfig, dag_id: str, run_id: str) -> dict[str, float]:

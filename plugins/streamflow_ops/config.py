@@ -389,6 +389,19 @@ class RecoveryConfig(Section):
     # Rows staged per COPY while reading (memory bound of the reader).
     stage_batch_rows: Annotated[int, Field(ge=100, le=1_000_000)] = 50_000
     statement_timeout_s: PositiveInt = 3_600
+    # restore_drill's scratch CloudNativePG Cluster: how long it may take to recover and become ready, how often
+    # it is polled, and where its read-write service answers ({cluster}, {namespace} filled in; CNPG names the
+    # service <cluster>-rw). The drill logs in like the warehouse connection (the roles come from the backup),
+    # to `drill_database`, or the warehouse connection's database when empty.
+    drill_timeout_s: PositiveInt = 3_600
+    drill_poll_interval_s: Positive = 30
+    drill_host: str = "{cluster}-rw.{namespace}.svc"
+    drill_port: Annotated[int, Field(ge=1, le=65_535)] = 5432
+    drill_database: str = ""
+    # A drill older than this is a warning, older than critical_days critical (postgres.restore_drill_age).
+    drill_warning_days: Positive = 8
+    drill_critical_days: Positive = 15
+    bands = (("drill_warning_days", "drill_critical_days"),)
 
 
 class StreamflowOpsConfig(Section):

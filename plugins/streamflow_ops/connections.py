@@ -24,8 +24,9 @@ def connection_defined(conn_id: str) -> bool:
 @contextmanager
 def warehouse_connection(cfg: WarehouseConfig, *, autocommit: bool = True,
                          statement_timeout_s: float | None = None, lock_timeout_s: float | None = None,
-                         database: str | None = None) -> Iterator:
-    """A psycopg 3 connection from the `streamflow_postgres` connection, closed on exit."""
+                         database: str | None = None, host: str | None = None, port: int | None = None) -> Iterator:
+    """A psycopg 3 connection from the `streamflow_postgres` connection, closed on exit. `host`/`port`
+    reach another server with the same credentials (restore_drill's recovered scratch cluster)."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     # libpq reads PGCONNECT_TIMEOUT: an unreachable server fails in seconds instead of hanging.
@@ -35,6 +36,12 @@ def warehouse_connection(cfg: WarehouseConfig, *, autocommit: bool = True,
     if lock_timeout_s is not None:
         options += f" -c lock_timeout={int(lock_timeout_s * 1000)}"
     hook = PostgresHook(postgres_conn_id=cfg.conn_id, options=options, **({"database": database} if database else {}))
+    if host or port:
+        import copy
+
+        elsewhere = copy.deepcopy(hook.connection)
+        elsewhere.host, elsewhere.port = host or elsewhere.host, port or elsewhere.port
+        hook.connection = elsewhere
     conn = hook.get_conn()
     conn.autocommit = True
     if conn.info.server_version >= 140000:

@@ -191,6 +191,11 @@ POSTGRES_BACKUP_AGE = _spec(
     thresholds=("postgres_checks.backup_age_warning_h", "postgres_checks.backup_age_critical_h"),
     first_step="list the backups (kubectl get backups -n streamflow-data) and take one on demand "
                "(postgres_backup)")
+POSTGRES_RESTORE_DRILL_AGE = _spec(
+    "postgres.restore_drill_age", "postgres", "Backup and Recovery > Recovery Procedures",
+    connection="warehouse.conn_id", thresholds=("recovery.drill_warning_days", "recovery.drill_critical_days"),
+    first_step="read the last restore_drill run's log and audit row (ops.maintenance_audit, action "
+               "'restore_drill'), fix what it names, and trigger restore_drill")
 
 # --- Kubernetes ----------------------------------------------------------------------------------
 KUBERNETES_PODS = _spec(

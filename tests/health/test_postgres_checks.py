@@ -103,8 +103,10 @@ def test_run_checks_on_the_seeded_warehouse(warehouse_db):
     # No maintenance step ever ran either: each is a warning (SPEC: "or never ran").
     assert {r.subject: r.status for r in results if r.check_name == "maintenance.last_success"} == dict.fromkeys(
         ("retention", "vacuum", "gold_refresh", "backup"), Status.WARNING)
+    # Nothing was ever restored by restore_drill: a warning ("or never").
+    assert found[("postgres.restore_drill_age", "")].status is Status.WARNING
     assert all(r.status is Status.OK for r in results
-               if r.check_name not in ("postgres.backup_age", "maintenance.last_success"))
+               if r.check_name not in ("postgres.backup_age", "maintenance.last_success", "postgres.restore_drill_age"))
 
 
 CNPG_CLUSTER = r"/apis/postgresql.cnpg.io/v1/namespaces/streamflow-data/clusters/streamflow-postgres"

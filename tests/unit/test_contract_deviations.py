@@ -121,6 +121,7 @@ BANDS = [
     ("business", "fraud_rate_warning", "fraud_rate_critical"),
     ("business", "pipeline_latency_warning_s", "pipeline_latency_critical_s"),
     ("kubernetes", "pvc_warning_ratio", "pvc_critical_ratio"),
+    ("recovery", "drill_warning_days", "drill_critical_days"),
 ]
 
 

@@ -85,6 +85,15 @@ class KubeProbe:
                               group, version, namespace, plural, body, _preload_content=False,
                               _request_timeout=self._timeout), method="POST")
 
+    def delete_custom_object(self, kind: tuple[str, str, str], namespace: str, name: str) -> dict[str, Any] | None:
+        """Delete the custom resource (foreground: its pods and volumes go with it); None if already gone."""
+        group, version, plural = kind
+        return self._call(f"/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}",
+                          lambda hook: hook.custom_object_client.delete_namespaced_custom_object(
+                              group, version, namespace, plural, name, propagation_policy="Foreground",
+                              _preload_content=False, _request_timeout=self._timeout),
+                          missing_ok=True, method="DELETE")
+
     def _call(self, path: str, call, missing_ok: bool = False, method: str = "GET") -> Any:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError

@@ -16,6 +16,7 @@ from streamflow_ops.postgres.evaluators import (
     LONG_QUERIES,
     REACHABLE,
     REPLICATION_LAG,
+    RESTORE_DRILL_AGE,
     WRAPAROUND,
     evaluate_backup_age,
     evaluate_connections,
@@ -23,9 +24,10 @@ from streamflow_ops.postgres.evaluators import (
     evaluate_last_success,
     evaluate_long_queries,
     evaluate_replication_lag,
+    evaluate_restore_drill_age,
     evaluate_txid_wraparound,
 )
-from streamflow_ops.postgres.probes import audit_backups, cnpg_last_backup, maintenance_runs
+from streamflow_ops.postgres.probes import audit_backups, cnpg_last_backup, maintenance_runs, restore_drills
 from streamflow_ops.registry import Family, register, run_guarded
 from streamflow_ops.results import CheckResult, Status, describe_error
 from streamflow_ops.sqlfiles import dict_rows
@@ -79,6 +81,7 @@ def _run(config: StreamflowOpsConfig, now: datetime) -> list[CheckResult]:
         LONG_QUERIES: lambda conn: evaluate_long_queries(dict_rows(conn, "health_long_queries.sql"), cfg),
         WRAPAROUND: lambda conn: evaluate_txid_wraparound(dict_rows(conn, "health_txid_wraparound.sql"), cfg),
         BACKUP_AGE: lambda conn: _backup_age(conn, config, now),
+        RESTORE_DRILL_AGE: lambda conn: evaluate_restore_drill_age(restore_drills(conn, config), now, config.recovery),
         LAST_SUCCESS: lambda conn: evaluate_last_success(maintenance_runs(conn, config), now, config.maintenance,
                                                          config.maintenance.hard_stop_minutes / 60),
     }

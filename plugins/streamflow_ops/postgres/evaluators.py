@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from streamflow_ops import registry
-from streamflow_ops.config import MaintenanceConfig, PostgresChecksConfig
+from streamflow_ops.config import MaintenanceConfig, PostgresChecksConfig, RecoveryConfig
 from streamflow_ops.registry import CheckSpec
 from streamflow_ops.results import CheckResult, Status, banded
 
@@ -16,6 +16,7 @@ DEAD_TUPLES = registry.POSTGRES_DEAD_TUPLES
 LONG_QUERIES = registry.POSTGRES_LONG_QUERIES
 WRAPAROUND = registry.POSTGRES_TXID_WRAPAROUND
 BACKUP_AGE = registry.POSTGRES_BACKUP_AGE
+RESTORE_DRILL_AGE = registry.POSTGRES_RESTORE_DRILL_AGE
 LAST_SUCCESS = registry.MAINTENANCE_LAST_SUCCESS
 MAINTENANCE_STEPS = ("retention", "vacuum", "gold_refresh", "backup")
 MB = 1024 * 1024
@@ -192,3 +193,38 @@ def evaluate_last_success(runs: Sequence[dict[str, Any]], now: datetime, cfg: Ma
                                            details={k: (v.isoformat() if isinstance(v, datetime) else v)
                                                     for k, v in row.items()}))
     return results
+
+
+def evaluate_restore_drill_age(methods: Sequence[dict[str, Any]], now: datetime,
+                               cfg: RecoveryConfig) -> list[CheckResult]:
+    """One result per backup method (subject): ok when its newest backup was restored and compared by
+    restore_drill less than drill_warning_days ago; warning up to drill_critical_days, or never; critical
+    beyond, or when its last drill failed. Only a restore proves a backup (SPEC "Backups")."""
+    threshold = f"warning >= {cfg.drill_warning_days:g} d or never, critical > {cfg.drill_critical_days:g} d or failed"
+    if not methods:
+        return [RESTORE_DRILL_AGE.result(Status.WARNING, "no backup has ever been restored by restore_drill "
+                                                         "(no backup or drill recorded)", threshold=threshold)]
+    results = []
+    for row in methods:
+        method, passed = row["method"], row["last_passed_at"]
+        age_days = (now - passed).total_seconds() / 86_400 if passed else None
+        details = {"last_outcome": row["last_outcome"], "last_drill_at": _iso(row["last_drill_at"]),
+                   "last_passed_at": _iso(passed), "last_error": row["last_error"]}
+        if row["last_outcome"] == "failed":
+            status = Status.CRITICAL
+            message = (f"the last restore drill of the {method} backup failed at {_iso(row['last_drill_at'])}: "
+                       f"{row['last_error'] or 'see its log'}")
+        elif age_days is None:
+            status, message = Status.WARNING, f"the {method} backups have never been restored by restore_drill"
+        else:
+            status = (Status.CRITICAL if age_days > cfg.drill_critical_days else
+                      Status.WARNING if age_days >= cfg.drill_warning_days else Status.OK)
+            message = f"the newest {method} backup was restored and compared {age_days:.1f} days ago"
+        results.append(RESTORE_DRILL_AGE.result(status, message, subject=method, threshold=threshold,
+                                                value=None if age_days is None else round(age_days, 2),
+                                                details=details))
+    return results
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None

@@ -36,3 +36,11 @@ def cnpg_last_backup(config: StreamflowOpsConfig) -> datetime | None:
     cluster = KubeProbe(config.kubernetes).custom_object(CNPG_CLUSTER, config.backup.cnpg_namespace,
                                                          config.backup.cnpg_cluster, missing_ok=False)
     return parse_time((cluster.get("status") or {}).get("lastSuccessfulBackup"))
+
+
+def restore_drills(conn, config: StreamflowOpsConfig) -> list[dict]:
+    """Per backup method, its newest restore_drill (outcome, when, error) and newest passed one."""
+    try:
+        return dict_rows(conn, "drill_status.sql", ops=config.warehouse.ops_schema)
+    except psycopg.errors.UndefinedTable:  # ops schema not bootstrapped yet: nothing was ever drilled
+        return []

@@ -10,7 +10,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sandbox import postgres
 from streamflow_ops.backup.folder import read_manifest
 from streamflow_ops.backup.request import check_file_backup_ready, resolve_request
 from streamflow_ops.backup.runner import run_file_backup

@@ -25,6 +25,18 @@ def record_backup(dsn: str, hours_ago: float) -> None:
                                       started_at=finished - timedelta(minutes=3), finished_at=finished,
                                       outcome="verified", details={"method": "pg_dump", "location": "/tmp/x.dump",
                                                                   "size_bytes": 1024, "duration_s": 180}))
+    record_drill(dsn, "pg_dump", hours_ago=hours_ago)
+
+
+def record_drill(dsn: str, method: str, hours_ago: float) -> None:
+    """A passed restore_drill row for `method` (postgres.restore_drill_age), as last Sunday's drill leaves it:
+    a healthy platform has rehearsed the restore of the backups it keeps."""
+    finished = datetime.now(timezone.utc) - timedelta(hours=hours_ago)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        ensure_ops_schema(conn)
+        write_audit(conn, AuditRecord("restore_drill", "scheduled__test", "drill", "restore_drill", method,
+                                      dry_run=False, started_at=finished - timedelta(minutes=5), finished_at=finished,
+                                      outcome="passed", details={"method": method}))
 
 
 def record_window(dsn: str, hours_ago: float) -> None:

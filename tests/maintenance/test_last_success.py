@@ -20,7 +20,6 @@ from streamflow_ops.postgres.evaluators import evaluate_last_success
 from streamflow_ops.store import AuditRecord, ensure_ops_schema, write_audit
 from tests.dagfiles import load_repo_dag
 
-from .conftest import audit_rows, snapshot
 from .test_dags import states, xcom
 from .test_retention import KILLER
 

@@ -23,6 +23,7 @@ from streamflow_ops.results import Status
 from sandbox import pipeline
 from tests.dagfiles import load_repo_dag, load_repo_dag_module
 from tests.fakes.http_api import FakeApi
+from tests.health.warehouse_state import record_drill
 
 from .conftest import audit_rows
 from .test_dags import states
@@ -128,6 +129,7 @@ def test_window_under_load_deletes_exactly_never_blocks_the_writer_or_gold_reade
 
     # The sweep after the window: PostgreSQL and business checks healthy on the flowing pipeline.
     monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_POSTGRES", warehouse_db)
+    record_drill(warehouse_db, "pg_dump", hours_ago=24)  # last Sunday's drill: restore_drill_age is not this test's
     config = load_config({"backup": {"folder": str(tmp_path)}})
     results = postgres_checks.run_checks(config) + business_checks.run_checks(config)
     unhealthy = [(r.check_name, r.subject, r.status.value, r.message) for r in results if r.status is not Status.OK]

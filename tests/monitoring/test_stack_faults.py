@@ -12,7 +12,6 @@ import urllib.request
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
-import psycopg
 import pytest
 
 from sandbox import connections, monitoring

@@ -200,7 +200,8 @@ def _read(consumer, conn, request: ReplayRequest, replay: Replay, config: Stream
     buffer: list[tuple] = []
     last_progress = time.monotonic()
     while todo:
-        messages = consumer.consume(num_messages=10_000, timeout=1.0)
+        # A short wait: consume() blocks until it has num_messages or the timeout, and history is already there.
+        messages = consumer.consume(num_messages=10_000, timeout=0.2)
         for message in messages:
             if message.error():
                 raise ReplayError(f"{request.topic}[{message.partition()}]: {message.error()}")

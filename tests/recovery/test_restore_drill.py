@@ -2,22 +2,25 @@
 restored database, the file drills on real pg_dump backups, the cleanup on failure, and the age check."""
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
 
-from sandbox import postgres as sandbox_postgres
 from streamflow_ops.backup.folder import MANIFEST, read_manifest, write_manifest
 from streamflow_ops.backup.verify import VerificationError
 from streamflow_ops.config import load_config
 from streamflow_ops.postgres.evaluators import evaluate_restore_drill_age
 from streamflow_ops.recovery.drill import (
+    HEALTHY,
     DrillError,
     compare_scratch_cluster,
     drill_file_backup,
     plan_cluster_drill,
+    scratch_cluster_body,
     scratch_cluster_name,
 )
 from streamflow_ops.results import Status
@@ -205,3 +208,38 @@ def test_restore_drill_age_bands(rows, expected):
     results = evaluate_restore_drill_age(rows, NOW, load_config().recovery)
     assert [(r.subject, r.status) for r in results] == expected
     assert all(r.runbook == "Backup and Recovery > Recovery Procedures" for r in results)
+
+
+def test_the_wait_trigger_serialises_and_waits_for_a_healthy_cluster(kube):
+    from streamflow_ops.recovery.triggers import ScratchClusterTrigger
+
+    trigger = ScratchClusterTrigger(name="streamflow-postgres-drill-0123456789", namespace="streamflow-data",
+                                    conn_id="streamflow_kubernetes", deadline=time.time() + 10, poll_interval_s=0.01,
+                                    request_timeout_s=5, started=1.0)
+    path, kwargs = trigger.serialize()
+    assert path == "streamflow_ops.recovery.triggers.ScratchClusterTrigger"
+    assert ScratchClusterTrigger(**kwargs).serialize() == (path, kwargs)
+    states = iter([{"phase": "Setting up primary", "readyInstances": 0}, {"phase": HEALTHY, "readyInstances": 0},
+                   {"phase": HEALTHY, "readyInstances": 1}])
+    kube.route("GET", f"{NS}/clusters/streamflow-postgres-drill-0123456789",
+               lambda request: (200, {"metadata": {"name": "x"}, "spec": {"instances": 1}, "status": next(states)}))
+
+    async def collect():
+        return [event.payload async for event in trigger.run()]
+
+    (event,) = asyncio.run(collect())
+    assert event["status"] == "ready" and event["seconds"] > 0
+    assert len(kube.calls("GET", f"{NS}/clusters/streamflow-postgres-drill-0123456789")) == 3
+
+
+def test_a_volume_snapshot_backup_recovers_from_its_snapshots():
+    backup = backup_cr("snap", datetime.now(timezone.utc))
+    backup["status"].update(method="volumeSnapshot", snapshotBackupStatus={"elements": [
+        {"name": "snap-pgdata", "type": "PG_DATA"}, {"name": "snap-wal", "type": "PG_WAL"}]})
+    body = scratch_cluster_body("c-drill-1", "streamflow-data", backup, cnpg("cluster"))
+    assert body["spec"]["bootstrap"]["recovery"] == {
+        "recoveryTarget": {"targetImmediate": True},
+        "volumeSnapshots": {"storage": {"name": "snap-pgdata", "kind": "VolumeSnapshot",
+                                        "apiGroup": "snapshot.storage.k8s.io"},
+                            "walStorage": {"name": "snap-wal", "kind": "VolumeSnapshot",
+                                           "apiGroup": "snapshot.storage.k8s.io"}}}

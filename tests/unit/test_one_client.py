@@ -11,7 +11,7 @@ OWNERS = {
     "airflow.providers.cncf.kubernetes.hooks": {"kubernetes/probes.py"},
     "kubernetes": {"kubernetes/probes.py"},
     # The webhook (every message) and the Slack API file upload (the weekly review's charts, a bot token).
-    "airflow.providers.slack.hooks": {"alerting/slack.py", "review/publish.py"},
+    "airflow.providers.slack.hooks": {"alerting/slack.py"},
 }
 
 

@@ -1,4 +1,5 @@
-"""The Slack Block Kit message for what is owed to people (pure), sent through SlackWebhookHook.
+"""The Block Kit message for what is owed to people (pure), sent through SlackWebhookHook; and the weekly
+review's chart upload through SlackHook (the package's only two Slack paths).
 
 The message says only what Slack was not told yet: changes (from what Slack last acknowledged to the
 answered status), probes not measured for sweeps in a row, flapping checks with their history, and
@@ -7,8 +8,10 @@ which owed items of which rows it carries: exactly those are acknowledged when S
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 from streamflow_ops.alerting.state import (CHANGE, FLAPPING, NOT_MEASURED, ORPHAN, AlertState, Key, dedup_key,
@@ -162,3 +165,22 @@ def send(conn_id: str, message: SlackMessage, timeout_s: float) -> None:
 
     SlackWebhookHook(slack_webhook_conn_id=conn_id, timeout=int(timeout_s)).send(text=message.text,
                                                                                  blocks=message.blocks or None)
+
+
+# The weekly review's charts: a webhook cannot carry files, so they go through the Slack API's file upload
+# (SlackHook.send_file_v2: files.getUploadURLExternal, the upload, files.completeUploadExternal) with the
+# optional bot-token connection `review.slack_api_conn_id`.
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+
+
+def upload_charts(conn_id: str, channel: str, files: dict[Path, str], comment: str, timeout_s: float) -> list[str]:
+    """Upload every chart in one message to `channel` (a name such as #streamflow-alerts, resolved to its
+    id with conversations.list, or an id); returns the Slack file ids. A refusal raises SlackApiError."""
+    from airflow.providers.slack.hooks.slack import SlackHook
+
+    hook = SlackHook(slack_conn_id=conn_id, timeout=int(timeout_s))
+    channel_id = channel if CHANNEL_ID.match(channel) else hook.get_channel_id(channel.lstrip("#"))
+    response = hook.send_file_v2(channel_id=channel_id, initial_comment=comment,
+                                 file_uploads=[{"file": str(path), "filename": path.name, "title": title}
+                                               for path, title in files.items()])
+    return [f["id"] for f in response.get("files") or []]

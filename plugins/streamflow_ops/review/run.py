@@ -23,7 +23,7 @@ from streamflow_ops.dag_defaults import reference_time
 from streamflow_ops.results import describe_error
 from streamflow_ops.review import charts
 from streamflow_ops.review.gather import gather
-from streamflow_ops.review.publish import upload_charts
+from streamflow_ops.alerting.slack import upload_charts
 from streamflow_ops.review.report import findings, markdown, slack_message
 from streamflow_ops.sqlfiles import load_sql
 from streamflow_ops.store import ensure_ops_schema

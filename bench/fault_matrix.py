@@ -20,10 +20,9 @@ import json
 import math
 import os
 import platform
-import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -119,7 +118,8 @@ def run_fault(env: Env, fault: Fault) -> dict:
     diagnosis = (seen.get("details") or {}).get("diagnosis") or {}
     row.update(seen=seen.get("status"), seen_subject=seen.get("subject"), runbook=seen.get("runbook"),
                message=seen.get("message"),
-               diagnosis_gathered=bool(diagnosis.get("findings")), diagnosis_findings=len(diagnosis.get("findings", [])),
+               diagnosis_gathered=bool(diagnosis.get("findings")),
+               diagnosis_findings=len(diagnosis.get("findings", [])),
                diagnosis_not_gathered=diagnosis.get("not_gathered", []))
     fault.heal(env)
     for n in range(1, MAX_SWEEPS + 1):
@@ -209,7 +209,7 @@ def _broker_up(env: Env) -> None:
     pipeline.start(env.pipeline, dsn=env.dsn)
 
 
-def _flink_job(env: Env) -> dict | None:
+def flink_job(env: Env) -> dict | None:
     from sandbox import flink
 
     return next((j for j in flink.running_jobs(env.layout) if j["name"] == flink.JOB_NAME), None)
@@ -218,12 +218,12 @@ def _flink_job(env: Env) -> dict | None:
 def _cancel_job(env: Env) -> None:
     from sandbox import flink
 
-    job = _flink_job(env)
+    job = flink_job(env)
     if job:
         flink.cancel_job(env.layout, job["jid"])
 
 
-def _job_running_again(env: Env, **job_args) -> None:
+def job_running_again(env: Env, **job_args) -> None:
     """A new FraudDetectionJob (like the remediation's resubmit), waited for until it has checkpointed."""
     from sandbox import flink
 
@@ -254,7 +254,7 @@ def _hold_connections(env: Env) -> None:
         env.held.append(psycopg.connect(env.dsn, autocommit=True, application_name="fault-matrix-idle"))
 
 
-def _release_connections(env: Env) -> None:
+def release_connections(env: Env) -> None:
     while env.held:
         env.held.pop().close()
 
@@ -365,15 +365,15 @@ FAULTS: list[Fault] = [
           _broker_down, _broker_up),
     Fault("FlinkJobNotRunning", "flink.job_running", "FraudDetectionJob", "critical",
           "FraudDetectionJob cancelled (Flink REST PATCH /jobs/<id>?mode=cancel); healed by resubmitting it",
-          _cancel_job, lambda env: _job_running_again(env)),
+          _cancel_job, lambda env: job_running_again(env)),
     # Warning: flink.checkpoint_age turns critical only after 30 min without a completed checkpoint.
     Fault("FlinkCheckpointFailing", "flink.checkpoint_failures", "FraudDetectionJob", "warning",
           "FraudDetectionJob resubmitted with snapshots slower than the checkpoint timeout: every checkpoint "
           "expires, none completes; healed by resubmitting it with normal checkpoints",
-          _stall_checkpoints, lambda env: _job_running_again(env)),
+          _stall_checkpoints, lambda env: job_running_again(env)),
     Fault("PostgresHighConnections", "postgres.connections", "", "warning",
           "idle client sessions held open up to 85 % of max_connections; healed by closing them",
-          _hold_connections, _release_connections),
+          _hold_connections, release_connections),
     Fault("PostgresPVCNearlyFull", "kubernetes.pvc_usage", "streamflow-data/streamflow-postgres-1", "critical",
           "kubelet_volume_stats_used_bytes of the PostgreSQL PVC pushed at 97 % (real Pushgateway and Prometheus); "
           "healed by pushing the normal usage", lambda env: _pvc_push(env, 0.97), lambda env: _pvc_push(env, None),
@@ -432,7 +432,7 @@ def main() -> None:
             matrix = run_matrix(env)
     finally:
         if env is not None:
-            _release_connections(env)
+            release_connections(env)
         pipeline.stop(live)
         kafka.stop(live)
         if own_standalone:
@@ -461,12 +461,16 @@ def prepare(env: Env) -> None:
         write_audit(conn, AuditRecord("postgres_backup", "fault_matrix", "backup", "backup", "gold", dry_run=False,
                                       started_at=finished - timedelta(minutes=3), finished_at=finished,
                                       outcome="verified", details={"method": "pg_dump", "duration_s": 180}))
-    if _flink_job(env) is None:
-        _job_running_again(env)
+    if flink_job(env) is None:
+        job_running_again(env)
     _pvc_push(env, None)
     if env.standalone is not None:
         env.standalone.unpause((FAILING_DAG,))
         mark_failed_runs_fixed(env)
+
+
+def diagnosis_cell(row: dict) -> str:
+    return "gathered" if row["diagnosis_gathered"] else "not gathered: " + "; ".join(row["diagnosis_not_gathered"])
 
 
 def write(baseline: dict, matrix: dict) -> None:
@@ -476,21 +480,22 @@ def write(baseline: dict, matrix: dict) -> None:
     (RESULTS / "fault_matrix.json").write_text(json.dumps({"meta": meta, "healthy": baseline, **matrix}, indent=2,
                                                           default=str))
     lines = ["# Fault matrix on the live sandbox", "",
-             f"{meta['when']}, Python {meta['python']}, {meta['cpus']} CPUs (shared). `python -m bench fault_matrix`.",
+             f"{meta['when']}, Python {meta['python']}, {meta['cpus']} CPUs (shared). `python -m bench fault_matrix`; "
+             f"what each row does: docs/fault_matrix.md.",
              "", f"Healthy, flowing pipeline: {baseline['sweeps']} sweeps in {baseline['seconds']} s, "
                  f"{len(baseline['pages'])} PagerDuty events.", "",
              "| alert | injected | check (severity seen / expected) | runbook heading | diagnosis | PagerDuty | "
-             "sweeps to see / to resolve | resolved |", "|---|---|---|---|---|---|---|---|"]
+             "sweeps to see / to resolve | resolved | seconds |", "|---|---|---|---|---|---|---|---|---|"]
     for r in matrix["rows"]:
         if "not_injected" in r:
             lines.append(f"| {r['alert']} | not injected: {r['not_injected']} | {r['check']} | | | | | |")
             continue
         label = r["check"] + (f" [{r['subject']}]" if r["subject"] else "")
         lines.append(f"| {r['alert']} | {r['how']} | {label} ({r['seen']} / {r['expected']}) | {r['runbook']} | "
-                     f"{'gathered' if r['diagnosis_gathered'] else 'not gathered'} | "
+                     f"{diagnosis_cell(r)} | "
                      f"{' + '.join(r['pages']) or 'none'}{'' if r['paged_once'] else ' (WRONG)'} | "
                      f"{r.get('sweeps_to_detect', '-')} / {r.get('sweeps_to_resolve', '-')} | "
-                     f"{'yes' if r['resolved'] else 'NO'} |")
+                     f"{'yes' if r['resolved'] else 'NO'} | {r['seconds']} |")
     others = [f"- {r['alert']}: {', '.join(r['other_pages'])}" for r in matrix["rows"] if r.get("other_pages")]
     if others:
         lines += ["", "PagerDuty events for other checks during a row:", *others]

@@ -227,8 +227,8 @@ def matrix_standalone(postgres_service):
 
 
 @pytest.fixture
-def matrix_env(live_pipeline, warehouse_db, postgres_service, flink_service, sandbox_connections, monitoring_connections,
-               matrix_standalone, monkeypatch):
+def matrix_env(live_pipeline, warehouse_db, postgres_service, flink_service, sandbox_connections,
+               monitoring_connections, matrix_standalone, monkeypatch):
     """The live pipeline (its own broker) writing this test's warehouse, Flink, monitoring, the standalone,
     and the Slack and PagerDuty stand-ins: a fault_matrix.Env whose `prepare` made it healthy."""
     from bench import fault_matrix
@@ -245,9 +245,9 @@ def matrix_env(live_pipeline, warehouse_db, postgres_service, flink_service, san
             fault_matrix.prepare(env)
             yield env
         finally:
-            fault_matrix._release_connections(env)
-            if fault_matrix._flink_job(env) is None:  # the session's other Flink tests need the job
-                fault_matrix._job_running_again(env)
+            fault_matrix.release_connections(env)
+            if fault_matrix.flink_job(env) is None:  # the session's other Flink tests need the job
+                fault_matrix.job_running_again(env)
 
 
 # Diagnoses the sandbox cannot gather, and why (each row must otherwise have findings).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -22,6 +23,14 @@ PARAMS = {"days": 9, "size": 250, "dry": False, "tables": ["silver.fraud_alerts"
 CONTEXT = {"params": PARAMS, "ds": "2026-03-10"}
 
 
+REFERENCE = datetime(2026, 3, 10, 3, 0, tzinfo=timezone.utc)
+
+
+def run(params: dict) -> dict:
+    """A run's context as validate() reads it: params, and a logical date equal to run_after."""
+    return {"params": params, "logical_date": REFERENCE, "dag_run": SimpleNamespace(run_after=REFERENCE)}
+
+
 def render(op):
     op.render_template_fields(CONTEXT)
     return op
@@ -32,7 +41,7 @@ def test_maintenance_arguments_render_and_are_validated_like_params():
     op = render(BronzeRetentionOperator(task_id="r", retention_days="{{ params.days }}",
                                         batch_size="{{ params.size * 2 }}", dry_run="{{ params.dry }}"))
     run_params = {"retention_days": 7, "batch_size": 10_000, "dry_run": True}  # arguments win over these
-    assert op.validate({"params": run_params}, config) == {"retention_days": 9, "batch_size": 500}
+    assert op.validate(run(run_params), config) == {"reference": REFERENCE, "retention_days": 9, "batch_size": 500}
     assert op.arg({"params": run_params}, "dry_run") is False
 
     op = render(VacuumOperator(task_id="v", tables="{{ params.tables }}", full="{{ params.full }}"))
@@ -41,15 +50,15 @@ def test_maintenance_arguments_render_and_are_validated_like_params():
     assert op.validate({"params": {}}, config)["tables"] == [("silver", "fraud_alerts")]
 
     with pytest.raises(ParamError, match="^param 'retention_days': must be between 1 and 365, got 400$"):
-        render(BronzeRetentionOperator(task_id="r", retention_days="{{ 400 }}")).validate({"params": {}}, config)
+        render(BronzeRetentionOperator(task_id="r", retention_days="{{ 400 }}")).validate(run({}), config)
     with pytest.raises(ParamError, match="^param 'retention_days': must be an integer, got 'seven'$"):
-        render(BronzeRetentionOperator(task_id="r", retention_days="seven")).validate({"params": {}}, config)
+        render(BronzeRetentionOperator(task_id="r", retention_days="seven")).validate(run({}), config)
 
 
 def test_run_params_stay_strict_where_operator_arguments_are_rendered():
     """The string "7" in a run's conf is refused (the Param schema refuses it at trigger time too)."""
     with pytest.raises(ParamError, match="^param 'retention_days': must be an integer, got '7'$"):
-        BronzeRetentionOperator(task_id="r").validate({"params": {"retention_days": "7"}}, load_config())
+        BronzeRetentionOperator(task_id="r").validate(run({"retention_days": "7"}), load_config())
 
 
 def test_metadata_cleanup_arguments_render_into_the_pod(monkeypatch):

@@ -11,7 +11,7 @@ import pytest
 from streamflow_ops.config import load_config
 from streamflow_ops.results import CheckResult, Status
 from streamflow_ops.store import ensure_ops_schema, write_results
-from streamflow_ops.sweep import persist, run_family
+from streamflow_ops.sweep import ensure_ops_tables, persist, run_family
 from tests.runbook import HEADINGS
 
 pytestmark = pytest.mark.postgres
@@ -66,6 +66,7 @@ def test_sweep_stores_a_real_runbook_heading_for_every_result(warehouse_db, monk
     config = load_config()
     results = run_family("postgres", config) + run_family("business", config) + run_family("kafka", config)
     sweep_id = f"runbook-{uuid.uuid4().hex[:8]}"
+    ensure_ops_tables(config)  # the DAG's first task: persist itself runs no DDL
     persist(config, sweep_id, results, datetime.now(timezone.utc))
     with psycopg.connect(warehouse_db) as conn:
         stored = conn.execute("select check_name, runbook, status, message from ops.health_check_results "

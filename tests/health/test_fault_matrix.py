@@ -167,6 +167,7 @@ def test_connections_near_the_limit(live, small_postgres, monkeypatch, in_use, e
     """16 and 19 of 20 client connections (80 %, 95 %), counting the check's own."""
     monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_POSTGRES", small_postgres)
     wh.make_live(small_postgres)
+    wh.record_window(small_postgres, hours_ago=3)
     wh.record_backup(small_postgres, hours_ago=3)
     with psycopg.connect(small_postgres) as conn:
         assert conn.execute("show max_connections").fetchone()[0] == "20"
@@ -183,12 +184,15 @@ def test_dead_tuples(live):
     assert_statuses(run_all(), {("postgres.dead_tuples", "silver.bloated"): Status.WARNING})
 
 
-@pytest.mark.parametrize("hours, expected", [(30, Status.WARNING), (60, Status.CRITICAL), (None, Status.CRITICAL)])
-def test_old_backup(live, hours, expected):
+@pytest.mark.parametrize("hours, expected, step", [(30, Status.WARNING, Status.WARNING),
+                                                    (60, Status.CRITICAL, Status.CRITICAL),
+                                                    (None, Status.CRITICAL, Status.WARNING)])  # step: never ran
+def test_old_backup(live, hours, expected, step):
+    """An old backup is also the window's backup step not succeeding (maintenance.last_success[backup])."""
     wh.forget_backups(live)
     if hours is not None:
         wh.record_backup(live, hours_ago=hours)
-    assert_statuses(run_all(), {("postgres.backup_age", None): expected})
+    assert_statuses(run_all(), {("postgres.backup_age", None): expected, ("maintenance.last_success", "backup"): step})
 
 
 # --- business ---------------------------------------------------------------------------------------

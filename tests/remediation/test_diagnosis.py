@@ -160,9 +160,10 @@ def test_a_hanging_far_end_costs_one_budget(monkeypatch):
 def test_the_sweep_stores_the_diagnosis_with_the_result(warehouse_db, monkeypatch):
     from datetime import datetime, timezone
 
-    from streamflow_ops.sweep import summarize
+    from streamflow_ops.sweep import ensure_ops_tables, summarize
 
     monkeypatch.setenv("AIRFLOW_CONN_STREAMFLOW_FLINK", http_connection(f"http://127.0.0.1:{unused_port()}"))
+    ensure_ops_tables(CONFIG)  # the sweep DAG's first task: summarize runs no DDL
     results = [result("flink.job_running"), result("postgres.connections", Status.OK)]
     summary = summarize(CONFIG, "sweep-diag-1", results, datetime.now(timezone.utc))
     assert summary["diagnosed"] == 1

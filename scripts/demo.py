@@ -1,6 +1,6 @@
-"""`make demo`: start the sandbox with its live pipeline flowing, run the maintenance window, a health
-sweep and the weekly review (on a week of Prometheus history), print their reports and what the pipeline
-wrote meanwhile, stop.
+"""`make demo`: start the sandbox with its live pipeline flowing, run the maintenance window, the
+verification of its backup, a restore drill, a health sweep and the weekly review (on a week of Prometheus
+history), print their reports and what the pipeline wrote meanwhile, stop.
 
 It uses its own sandbox profile (.sandbox/demo, ports 45600+) with freshly seeded data, runs each DAG
 with `dag.test()` in a fresh interpreter and judges it by the run's state, never by `airflow dags test`'s
@@ -27,9 +27,13 @@ from sandbox import connections, flink, kafka, monitoring, pipeline, postgres, w
 from sandbox.__main__ import seed_postgres  # noqa: E402
 from sandbox.proc import Layout, SandboxError  # noqa: E402
 
-# (dag_id, conf, the task whose XCom is the report): the window for real, then a sweep that sends nothing.
+# (dag_id, conf, the task whose XCom is the report): the window for real; its pg_dump's verification right
+# after it (in production the backup's asset schedules it); the Sunday restore drill of that backup; then
+# a sweep that sends nothing, and the weekly review.
 RUNS = [
     ("maintenance_tasks", {"dry_run": False}, "report"),
+    ("postgres_backup_verify", {"dry_run": False}, "verify"),
+    ("restore_drill", {"dry_run": False}, "drill_pg_dump"),
     ("platform_health_sweep", {"dry_run": True}, "summarize"),
     ("weekly_review", {"dry_run": False}, "prepare"),
 ]

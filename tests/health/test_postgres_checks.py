@@ -161,18 +161,33 @@ def test_not_configured_is_skipped(monkeypatch):
 
 def test_connections_counts_client_backends_and_gives_the_runbooks_total(warehouse_db):
     """Three held sessions: `used` is every client backend (ours included), the message also gives
-    pg_stat_activity's row count, the runbook's figure, which includes background processes."""
+    pg_stat_activity's row count, the runbook's figure, which includes background processes.
+
+    The server is shared with the rest of the session (an Airflow pool, the live pipeline), whose sessions
+    come and go. So the client pids are listed by us just before and just after the check, and an attempt
+    counts only when no session came or went around it; then `used` must be exactly that set plus the
+    check's own session."""
+    client_pids = "select pid from pg_stat_activity where backend_type = 'client backend'"
     held = [psycopg.connect(warehouse_db, autocommit=True) for _ in range(3)]
+    held_pids = {conn.info.backend_pid for conn in held}
     try:
-        result = by_name(pg.run_checks(load_config()))[("postgres.connections", "")]
-        # Counted by us from one held session, after the check's own connection has closed.
-        clients, background = held[0].execute(
-            "select count(*) filter (where backend_type = 'client backend'), "
-            "count(*) filter (where backend_type <> 'client backend') from pg_stat_activity").fetchone()
+        for _attempt in range(20):
+            before = {pid for (pid,) in held[0].execute(client_pids).fetchall()}
+            result = by_name(pg.run_checks(load_config()))[("postgres.connections", "")]
+            # after the check's own connection has closed (psycopg closes it before run_checks returns)
+            after = {pid for (pid,) in held[0].execute(client_pids).fetchall()}
+            background = held[0].execute("select count(*) from pg_stat_activity "
+                                         "where backend_type <> 'client backend'").fetchone()[0]
+            if before == after:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the server's client sessions never stayed still across one check in 20 attempts")
     finally:
         for conn in held:
             conn.close()
-    assert result.details["used"] == clients + 1  # + the check's own session
+    assert held_pids <= after
+    assert result.details["used"] == len(after) + 1  # + the check's own session
     # background processes (checkpointer, walwriter...) are rows of pg_stat_activity but take no slot
     assert background > 0 and result.details["total"] > result.details["used"]
     assert f"{result.details['used']} client connections of max_connections=" in result.message

@@ -11,14 +11,21 @@ from hypothesis import given, strategies as st
 from streamflow_ops.params import ParamError
 from streamflow_ops.recovery.bronze import (
     Malformed,
-    broker_answer_holds,
+    broker_answer_check,
     decode,
-    first_offset_at,
+    first_offset_search,
     not_held,
+    offset_search,
     parse_request,
+    run_probes,
 )
 
 TOPICS = ["transactions.raw", "fraud.alerts"]
+
+
+def run_probe(probe, timestamp_at):
+    """One probe, one read per round."""
+    return run_probes({0: probe}, lambda wanted: {0: timestamp_at(wanted[0])})[0]
 
 
 def request(**params):
@@ -85,11 +92,12 @@ def test_the_search_finds_kafkas_answer_and_only_that_answer_holds(stamps, wante
         reads.append(offset)
         return stamps[offset]
 
-    assert first_offset_at(wanted, 0, len(stamps), timestamp_at) == kafka
+    assert run_probe(first_offset_search(wanted, 0, len(stamps)), timestamp_at) == kafka
     # Interpolation steps read up to three messages, bisection steps one and halve the span: O(log n).
     assert len(set(reads)) <= 4 * (max(1, len(stamps)).bit_length() + 1)
     for answer in range(-1, len(stamps) + 2):
-        assert broker_answer_holds(answer, wanted, 0, len(stamps), timestamp_at) == (answer == kafka)
+        assert run_probe(broker_answer_check(answer, wanted, 0, len(stamps)), timestamp_at) == (answer == kafka)
+        assert run_probe(offset_search(wanted, answer, 0, len(stamps)), timestamp_at)[0] == kafka
 
 
 def test_the_part_older_than_the_first_message_is_not_held():
@@ -110,5 +118,32 @@ def test_a_steady_stream_is_searched_in_a_few_fetches():
         reads.append(offset)
         return 1_000_000 + offset * 1000 + offset % 7
 
-    assert first_offset_at(1_000_000 + 61_234_567, 0, 100_000, timestamp_at) == 61_235
+    assert run_probe(first_offset_search(1_000_000 + 61_234_567, 0, 100_000), timestamp_at) == 61_235
     assert len(set(reads)) <= 8
+
+
+@given(st.lists(st.lists(st.integers(0, 50), max_size=200).map(sorted), min_size=1, max_size=6), st.integers(-5, 55),
+       st.data())
+def test_probes_side_by_side_answer_as_alone_in_as_many_rounds_as_the_longest(partitions, wanted, data):
+    """Several partitions searched together: each answer is Kafka's, every round reads each unfinished
+    partition once, and the rounds are those of the longest search alone (not their sum)."""
+    answers = [data.draw(st.one_of(st.none(), st.integers(-1, len(p) + 1))) for p in partitions]
+    alone = []
+    for stamps, answer in zip(partitions, answers):
+        reads = []
+        alone.append(run_probe(offset_search(wanted, answer, 0, len(stamps)),
+                               lambda offset, s=stamps, r=reads: r.append(offset) or s[offset]))
+        alone[-1] = (alone[-1], len(reads))
+    rounds = []
+
+    def read_round(asked):
+        rounds.append(asked)
+        assert all(0 <= offset < len(partitions[key]) for key, offset in asked.items())
+        return {key: partitions[key][offset] for key, offset in asked.items()}
+
+    together = run_probes({key: offset_search(wanted, answers[key], 0, len(stamps))
+                           for key, stamps in enumerate(partitions)}, read_round)
+    assert {key: found for key, (found, _) in together.items()} == \
+        {key: bisect.bisect_left(stamps, wanted) for key, stamps in enumerate(partitions)}
+    assert together == {key: found for key, (found, _) in enumerate(alone)}
+    assert len(rounds) == max(reads for _, reads in alone)

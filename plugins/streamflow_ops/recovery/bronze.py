@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -125,14 +125,42 @@ def decode(value: bytes | None) -> tuple:
             event["location"], when, None if payload is None else json.dumps(payload))
 
 
-def first_offset_at(timestamp_ms: int, low: int, high: int, timestamp_at: Callable[[int], int]) -> int:
+# A probe is a search that needs message timestamps: it yields an offset to read, is sent the timestamp of the
+# first message at or after it, and returns its answer. Written as generators so that one driver can run the
+# probes of every partition side by side, one round of fetches for all of them (each read is a round trip).
+Probe = Generator[int, int, Any]
+
+
+def run_probes(probes: dict[Any, Probe], read_round: Callable[[dict[Any, int]], dict[Any, int]]) -> dict[Any, Any]:
+    """Run probes side by side: each round asks `read_round` for the timestamp at every unfinished probe's
+    next offset ({key: offset} -> {key: timestamp}) and sends each its answer. Their answers, by key. The
+    rounds are as many as the longest probe needs, not the sum over probes."""
+    answers: dict[Any, Any] = {}
+    wanted: dict[Any, int] = {}
+
+    def advance(key: Any, timestamp: int | None) -> None:
+        try:
+            wanted[key] = next(probes[key]) if timestamp is None else probes[key].send(timestamp)
+        except StopIteration as done:
+            answers[key] = done.value
+            wanted.pop(key, None)
+
+    for key in probes:
+        advance(key, None)
+    while wanted:
+        stamps = read_round(dict(wanted))
+        for key in list(wanted):
+            advance(key, stamps[key])
+    return answers
+
+
+def first_offset_search(timestamp_ms: int, low: int, high: int) -> Generator[int, int, int]:
     """The first offset in [low, high) whose message timestamp is >= timestamp_ms (high if none).
 
-    `timestamp_at(offset)` is the timestamp of the first message at or after that offset; each call is a
-    fetch, so the search alternates an interpolation step between the two nearest offsets already read
-    (timestamps grow about linearly with offsets in a steady stream: a few fetches land next to the answer)
-    with a bisection step (skewed traffic still finishes in O(log n) fetches). It never reads the last
-    message just to bound the search. Assumes timestamps do not decrease along the partition, as with
+    Each read is a fetch, so the search alternates an interpolation step between the two nearest offsets
+    already read (timestamps grow about linearly with offsets in a steady stream: a few fetches land next to
+    the answer) with a bisection step (skewed traffic still finishes in O(log n) fetches). It never reads the
+    last message just to bound the search. Assumes timestamps do not decrease along the partition, as with
     LogAppendTime and with one producer's CreateTime."""
     lo, hi = low, high  # the answer is in [lo, hi]
     upper: tuple[int, int] | None = None  # (offset, timestamp) of the lowest read message at or past the target
@@ -140,13 +168,13 @@ def first_offset_at(timestamp_ms: int, low: int, high: int, timestamp_at: Callab
     while lo < hi:
         mid = (lo + hi) // 2
         if interpolate and upper is not None and hi - lo > 2:
-            first = timestamp_at(lo)
+            first = yield lo
             if first >= timestamp_ms:
                 return lo
             guess = lo + (timestamp_ms - first) * (upper[0] - lo) // max(upper[1] - first, 1)
             mid = min(max(guess, lo + 1), hi - 1)
         interpolate = not interpolate
-        stamp = timestamp_at(mid)
+        stamp = yield mid
         if stamp < timestamp_ms:
             lo = mid + 1
         else:
@@ -154,17 +182,24 @@ def first_offset_at(timestamp_ms: int, low: int, high: int, timestamp_at: Callab
     return lo
 
 
-def broker_answer_holds(answer: int, timestamp_ms: int, low: int, high: int,
-                        timestamp_at: Callable[[int], int]) -> bool:
+def broker_answer_check(answer: int, timestamp_ms: int, low: int, high: int) -> Generator[int, int, bool]:
     """Whether a broker's offsets_for_times answer is what Kafka promises: the EARLIEST offset whose
     timestamp is >= timestamp_ms (or the end when none is). Checked on the two messages around it before it
     is trusted; a broker that answers too late would silently skip rows (Tansu 0.6 answers offset 0 for
     every timestamp, which is merely slow from the start but wrong for the end)."""
     if not low <= answer <= high:
         return False
-    before_ok = answer == low or timestamp_at(answer - 1) < timestamp_ms
-    at_ok = answer == high or timestamp_at(answer) >= timestamp_ms
-    return before_ok and at_ok
+    if answer > low and (yield answer - 1) >= timestamp_ms:
+        return False
+    return answer == high or (yield answer) >= timestamp_ms
+
+
+def offset_search(timestamp_ms: int, answer: int | None, low: int, high: int) -> Generator[int, int, tuple[int, str]]:
+    """The first offset whose timestamp is >= timestamp_ms, and how it was found: the broker's answer to
+    offsets_for_times (None: it gave none) once the messages around it confirm it, otherwise a search."""
+    if answer is not None and (yield from broker_answer_check(answer, timestamp_ms, low, high)):
+        return answer, "broker"
+    return (yield from first_offset_search(timestamp_ms, low, high)), f"search (broker answered {answer})"
 
 
 def not_held(start: datetime, end: datetime, first_timestamp_ms: int | None) -> tuple[datetime, datetime] | None:

@@ -20,11 +20,12 @@ from streamflow_ops.connections import warehouse_connection
 from streamflow_ops.recovery.bronze import (
     MESSAGE_KEYS,
     Malformed,
+    Probe,
     ReplayRequest,
-    broker_answer_holds,
     decode,
-    first_offset_at,
     not_held,
+    offset_search,
+    run_probes,
 )
 from streamflow_ops.sqlfiles import dict_rows, load_sql
 from streamflow_ops.store import Actor, audited, ensure_ops_schema
@@ -35,11 +36,16 @@ ACTION = "recover_bronze"
 # Never a group anyone consumes with: the consumer only assign()s partitions, so no group is joined, and
 # auto-commit and the offset store are off, so nothing is ever committed under it either. librdkafka
 # needs some group.id to build a consumer at all; a connection extra naming flink-fraud-detector is
-# overridden here. History is already there to fetch: a short fetch wait keeps each single-message read of
-# the boundary search at one round trip (the default 500 ms wait made every probe cost half a second).
+# overridden here.
 REPLAY_CONSUMER = {"group.id": "streamflow-ops-recover-bronze", "enable.auto.commit": False,
-                   "enable.auto.offset.store": False, "auto.offset.reset": "error", "enable.partition.eof": False,
-                   "fetch.wait.max.ms": 20}
+                   "enable.auto.offset.store": False, "auto.offset.reset": "error", "enable.partition.eof": False}
+# fetch.wait.max.ms, shortest first. History is already there to fetch, so a real Kafka answers at once and
+# the first wait only matters at a partition's end; a short one keeps each single-message read of the boundary
+# search at one round trip. A broker that holds every fetch for the whole wait and answers it empty when it
+# cannot scan the partition within it (Tansu 0.6 on partitions of ~100,000 messages and more) never answers
+# a short one: a round that stays empty for FETCH_PATIENCE_S (or 4 waits) moves to the next wait.
+FETCH_WAITS_MS = (20, 100, 500, 2_500)
+FETCH_PATIENCE_S = 1.0
 STAGE, CANDIDATES = "streamflow_recovery_stage", "streamflow_recovery_candidates"
 EXAMPLE_BYTES = 200
 
@@ -48,14 +54,14 @@ class ReplayError(RuntimeError):
     """Kafka could not be read as far as the range needs (no leader, a stalled partition, a fetch error)."""
 
 
-def replay_consumer(conn_id: str):
+def replay_consumer(conn_id: str, fetch_wait_ms: int):
     """A confluent Consumer of connection `conn_id` through the provider's KafkaConsumerHook, with the
     group-safety settings of REPLAY_CONSUMER over the connection's own extra; never subscribe()d."""
     from airflow.providers.apache.kafka.hooks.consume import KafkaConsumerHook
 
     class ReplayConsumerHook(KafkaConsumerHook):
         def _get_client(self, config):
-            return super()._get_client({**config, **REPLAY_CONSUMER})
+            return super()._get_client({**config, **REPLAY_CONSUMER, "fetch.wait.max.ms": fetch_wait_ms})
 
     return ReplayConsumerHook(topics=[], kafka_config_id=conn_id).get_conn
 
@@ -90,6 +96,8 @@ class Replay:
     malformed_example: dict[str, Any] | None = None
     restore_instead: dict[str, Any] | None = None
     seconds: float = 0.0
+    # where the time went: finding the offsets, reading into the stage, comparing with bronze and inserting
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
     def total(self, name: str) -> int:
         return sum(getattr(p, name) for p in self.partitions)
@@ -124,68 +132,105 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
 
 
-class _Partition:
-    """Single-message reads of one partition: the timestamp at an offset (cached), for the boundary checks."""
+class _Reader:
+    """The run's one consumer, and single-message reads of several partitions at once (cached): a round of
+    the boundary probes costs one fetch whatever the number of partitions. Rebuilt with the next of
+    FETCH_WAITS_MS when the broker leaves a round unanswered (see there)."""
 
-    def __init__(self, consumer, topic: str, partition: int, timeout_s: float):
-        self.consumer, self.topic, self.partition, self.timeout_s = consumer, topic, partition, timeout_s
-        self.cache: dict[int, int] = {}
+    def __init__(self, conn_id: str, topic: str, timeout_s: float):
+        self.conn_id, self.topic, self.timeout_s = conn_id, topic, timeout_s
+        self.waits = list(FETCH_WAITS_MS)
+        self.consumer = replay_consumer(conn_id, self.waits[0])
+        self.cache: dict[tuple[int, int], int] = {}
 
-    def timestamp_at(self, offset: int) -> int:
-        if offset not in self.cache:
-            from confluent_kafka import TopicPartition
+    def close(self) -> None:
+        self.consumer.close()
 
-            self.consumer.assign([TopicPartition(self.topic, self.partition, offset)])
-            deadline = time.monotonic() + self.timeout_s
-            while True:
-                message = self.consumer.poll(min(1.0, self.timeout_s))
-                if message is not None:
-                    if message.error():
-                        raise ReplayError(f"{self.topic}[{self.partition}] offset {offset}: {message.error()}")
-                    self.cache[offset] = message.timestamp()[1]
-                    break
-                if time.monotonic() > deadline:
-                    raise ReplayError(f"{self.topic}[{self.partition}]: no message at offset {offset} within "
-                                      f"{self.timeout_s:g} s")
-        return self.cache[offset]
+    def _longer_wait(self) -> bool:
+        if len(self.waits) == 1:
+            return False
+        self.consumer.close()
+        self.waits.pop(0)
+        log.info("%s: the broker answered no fetch within the wait; fetch.wait.max.ms now %d ms",
+                 self.topic, self.waits[0])
+        self.consumer = replay_consumer(self.conn_id, self.waits[0])
+        return True
 
-    def offset_of(self, timestamp_ms: int, low: int, high: int) -> tuple[int, str]:
-        """The first offset whose timestamp is >= timestamp_ms: offsets_for_times, trusted only once the
-        messages around its answer confirm it; otherwise found by binary search over the timestamps."""
+    def timestamps(self, wanted: dict[int, int]) -> dict[int, int]:
+        """{partition: offset} -> {partition: timestamp of the first message at or after that offset}."""
         from confluent_kafka import TopicPartition
 
-        answer = self.consumer.offsets_for_times([TopicPartition(self.topic, self.partition, timestamp_ms)],
-                                                 timeout=self.timeout_s)[0]
-        offset = high if answer.error is None and answer.offset < 0 else answer.offset
-        if answer.error is None and broker_answer_holds(offset, timestamp_ms, low, high, self.timestamp_at):
-            return offset, "broker"
-        return first_offset_at(timestamp_ms, low, high, self.timestamp_at), f"search (broker answered {offset})"
+        todo = {p: o for p, o in wanted.items() if (p, o) not in self.cache}
+        while todo:
+            self.consumer.assign([TopicPartition(self.topic, p, o) for p, o in todo.items()])
+            last_wait = len(self.waits) == 1
+            patience = self.timeout_s if last_wait else max(FETCH_PATIENCE_S, 4 * self.waits[0] / 1000)
+            quiet_since = time.monotonic()
+            while todo:
+                message = self.consumer.poll(min(0.2, patience))
+                if message is not None:
+                    if message.error():
+                        raise ReplayError(f"{self.topic}[{message.partition()}]: {message.error()}")
+                    offset = todo.get(message.partition())
+                    if offset is not None and message.offset() >= offset:
+                        self.cache[message.partition(), offset] = message.timestamp()[1]
+                        del todo[message.partition()]
+                        quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > patience:
+                    if self._longer_wait():
+                        break
+                    raise ReplayError(f"{self.topic}: no message within {self.timeout_s:g} s at "
+                                      + ", ".join(f"partition {p} offset {o}" for p, o in sorted(todo.items())))
+        return {p: self.cache[p, o] for p, o in wanted.items()}
 
 
-def _plan(consumer, request: ReplayRequest, late_arrival_s: int, timeout_s: float) -> list[PartitionReport]:
+def _plan_partition(report: PartitionReport, request: ReplayRequest, start_ms: int, stop_ms: int,
+                    answers: tuple[int | None, int | None]) -> Probe:
+    """One partition's plan: its oldest message's time (what Kafka no longer holds), then the offsets of
+    start and stop."""
+    low, high = report.first_offset, report.end_offset
+    first_ms = (yield low) if high > low else None
+    report.first_held_at = _iso(first_ms) if first_ms is not None else None
+    gap = not_held(request.start, request.end, first_ms)
+    report.not_held = [gap[0].isoformat(), gap[1].isoformat()] if gap else None
+    if high > low:
+        report.from_offset, by_start = yield from offset_search(start_ms, answers[0], low, high)
+        report.to_offset, by_stop = yield from offset_search(stop_ms, answers[1], report.from_offset, high)
+        report.offsets_by = by_start if by_start == by_stop else f"start: {by_start}; end: {by_stop}"
+    return report
+
+
+def _broker_answers(consumer, topic: str, highs: dict[int, int], timestamp_ms: int,
+                    timeout_s: float) -> dict[int, int | None]:
+    """offsets_for_times for every partition at once; -1 (no such message) is the end, an error is None."""
     from confluent_kafka import TopicPartition
 
+    found = consumer.offsets_for_times([TopicPartition(topic, p, timestamp_ms) for p in highs], timeout=timeout_s)
+    return {a.partition: None if a.error is not None else highs[a.partition] if a.offset < 0 else a.offset
+            for a in found}
+
+
+def _plan(reader: _Reader, request: ReplayRequest, late_arrival_s: int, timeout_s: float) -> list[PartitionReport]:
+    from confluent_kafka import TopicPartition
+
+    consumer = reader.consumer
     metadata = consumer.list_topics(request.topic, timeout=timeout_s).topics.get(request.topic)
     if metadata is None or metadata.error is not None or not metadata.partitions:
         raise ReplayError(f"topic {request.topic} is not readable: {getattr(metadata, 'error', 'absent')}")
     start_ms = int(request.start.timestamp() * 1000)
     stop_ms = int(request.end.timestamp() * 1000) + late_arrival_s * 1000
-    reports = []
+    reports = {}
     for number in sorted(metadata.partitions):
         low, high = consumer.get_watermark_offsets(TopicPartition(request.topic, number), timeout=timeout_s,
                                                    cached=False)
-        part = _Partition(consumer, request.topic, number, timeout_s)
-        first_ms = part.timestamp_at(low) if high > low else None
-        report = PartitionReport(number, low, high, _iso(first_ms) if first_ms is not None else None,
-                                 from_offset=low, to_offset=low, offsets_by="empty")
-        gap = not_held(request.start, request.end, first_ms)
-        report.not_held = [gap[0].isoformat(), gap[1].isoformat()] if gap else None
-        if high > low:
-            report.from_offset, by_start = part.offset_of(start_ms, low, high)
-            report.to_offset, by_stop = part.offset_of(stop_ms, report.from_offset, high)
-            report.offsets_by = by_start if by_start == by_stop else f"start: {by_start}; end: {by_stop}"
-        reports.append(report)
-    return reports
+        reports[number] = PartitionReport(number, low, high, None, from_offset=low, to_offset=low,
+                                          offsets_by="empty")
+    highs = {n: r.end_offset for n, r in reports.items()}
+    at_start = _broker_answers(consumer, request.topic, highs, start_ms, timeout_s)
+    at_stop = _broker_answers(consumer, request.topic, highs, stop_ms, timeout_s)
+    planned = run_probes({n: _plan_partition(r, request, start_ms, stop_ms, (at_start.get(n), at_stop.get(n)))
+                          for n, r in reports.items()}, reader.timestamps)
+    return [planned[n] for n in sorted(planned)]
 
 
 def _read(consumer, conn, request: ReplayRequest, replay: Replay, config: StreamflowOpsConfig) -> None:
@@ -285,14 +330,16 @@ def run_replay(config: StreamflowOpsConfig, request: ReplayRequest, actor: Actor
         ensure_ops_schema(conn, ops)
         with audited(conn, actor, ACTION, f"{bronze} from {request.topic} [{replay.start}, {replay.end})",
                      request.dry_run) as record:
-            consumer = replay_consumer(config.kafka.conn_id)
+            reader = _Reader(config.kafka.conn_id, request.topic, config.kafka.request_timeout_s)
             try:
-                replay.partitions = _plan(consumer, request, config.recovery.late_arrival_s,
+                replay.partitions = _plan(reader, request, config.recovery.late_arrival_s,
                                           config.kafka.request_timeout_s)
+                replay.phase_seconds["plan"] = round(time.monotonic() - started, 3)
                 conn.execute(load_sql("recovery_stage.sql", **ids))
-                _read(consumer, conn, request, replay, config)
+                _read(reader.consumer, conn, request, replay, config)
+                replay.phase_seconds["read"] = round(time.monotonic() - started - replay.phase_seconds["plan"], 3)
             finally:
-                consumer.close()
+                reader.close()
             conn.execute(load_sql("recovery_candidates.sql", **ids))
             missing = {r["kafka_partition"]: r for r in dict_rows(conn, "recovery_missing.sql", **ids)}
             inserted: dict[int, int] = {}
@@ -307,6 +354,7 @@ def run_replay(config: StreamflowOpsConfig, request: ReplayRequest, actor: Actor
             if replay.not_held:
                 replay.restore_instead = _restore_instead(conn, config)
             replay.seconds = round(time.monotonic() - started, 3)
+            replay.phase_seconds["compare_insert"] = round(replay.seconds - sum(replay.phase_seconds.values()), 3)
             record.rows_affected = replay.total("missing") if request.dry_run else replay.total("inserted")
             record.details.update(replay.to_dict())
     return replay

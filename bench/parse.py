@@ -49,6 +49,17 @@ def cold_parse(path: Path) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def cold_parses(paths: list[Path], workers: int = 2) -> dict[Path, dict]:
+    """cold_parse of each file, `workers` fresh interpreters at a time: CPU time is each process's own,
+    so running them side by side halves the wall time on 2 cores without changing what is held to the
+    budget. (A child forked from one interpreter that imported the DagBag is not the same: its copy-on-write
+    page faults add ~0.15 s of CPU to every parse.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        return dict(zip(paths, pool.map(cold_parse, paths)))
+
+
 def main() -> None:
     rows = []
     for path in dag_files():

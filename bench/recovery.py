@@ -2,7 +2,7 @@
 
 Same data for both: bronze holds the hours the topic holds plus older ones; the topic holds the last
 KAFKA_HOURS hours at production rate (100 transactions/s, 360,000 an hour), message timestamps = event
-times, 3 partitions. The middle hour of the topic's span is deleted from bronze, then:
+times, over PARTITIONS partitions (12; see there why not production's 3). The middle hour of the topic's span is deleted from bronze, then:
 (a) recover_bronze (streamflow_ops.recovery.replay.run_replay) over that hour;
 (b) the runbook's "Emergency Procedures > Data Recovery (Bronze Layer Corruption)": TRUNCATE bronze, then
     reprocess everything the topic holds. (b) uses the same reader and writer as (a) over the topic's whole
@@ -44,7 +44,12 @@ PER_HOUR = int(os.environ.get("STREAMFLOW_BENCH_RECOVERY_PER_HOUR", str(PRODUCTI
 KAFKA_HOURS = int(os.environ.get("STREAMFLOW_BENCH_RECOVERY_KAFKA_HOURS", "3"))
 # bronze also holds this many hours older than the topic's first message: what the runbook's TRUNCATE loses
 OLDER_HOURS = 1
-PRODUCTION_KAFKA_HOURS, PRODUCTION_BRONZE_DAYS, PARTITIONS = 72, 7, 3
+PRODUCTION_KAFKA_HOURS, PRODUCTION_BRONZE_DAYS = 72, 7
+# Production's topic has 3 partitions. Tansu's memory engine scans a partition's whole log on every fetch
+# (about 1 s a fetch at 360,000 messages: reading 3 such partitions did not finish in 10 minutes), where a
+# real Kafka looks the offset up in its index; so the bench spreads the same messages over 12 partitions
+# (90,000 each at the defaults). recover_bronze reads every partition side by side either way.
+PARTITIONS = int(os.environ.get("STREAMFLOW_BENCH_RECOVERY_PARTITIONS", "12"))
 TOPIC, DATABASE = "bench.transactions.raw", "bench_recovery"
 RESULTS = REPO / "bench" / "results"
 GOAL_SPEEDUP = 10.0

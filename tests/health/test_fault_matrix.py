@@ -260,13 +260,14 @@ NOT_GATHERED = {"KafkaBrokerDown": "connection streamflow_kubernetes is not defi
 
 
 def test_fault_matrix_every_runbook_alert_seen_paged_once_and_resolved(matrix_env):
-    """bench/fault_matrix.py's rows on the live sandbox: the healthy pipeline pages nothing in 24 sweeps;
+    """bench/fault_matrix.py's rows on the live sandbox: the healthy pipeline pages nothing in 8 sweeps;
     each injected fault is seen by its check at its severity under its runbook heading, diagnosed, paged
     once if critical (trigger, then resolve) and never if not, and reads ok again after healing."""
     from bench import fault_matrix
 
-    baseline = fault_matrix.healthy_baseline(matrix_env)
-    assert baseline["sweeps"] == 24 and baseline["pages"] == [], baseline
+    # 8 sweeps here (the bench runs a day's 24): a page from the healthy pipeline shows up in the first ones
+    baseline = fault_matrix.healthy_baseline(matrix_env, sweeps=8)
+    assert baseline["sweeps"] == 8 and baseline["pages"] == [], baseline
 
     rows = fault_matrix.run_matrix(matrix_env)["rows"]
     print(json.dumps(rows, indent=1, default=str))  # the whole matrix in the report when a row is wrong

@@ -10,6 +10,10 @@ from streamflow_ops.recovery import replay
 from streamflow_ops.recovery.replay import FETCH_WAITS_MS, ReplayError, _Reader
 
 
+def test_the_waits_grow_from_a_round_trip_to_seconds():
+    assert FETCH_WAITS_MS[0] <= 20 and FETCH_WAITS_MS[-1] >= 2_000 and list(FETCH_WAITS_MS) == sorted(FETCH_WAITS_MS)
+
+
 class Message:
     def __init__(self, partition, offset):
         self._partition, self._offset = partition, offset
@@ -52,6 +56,7 @@ class SlowScanBroker:
 def broker(monkeypatch):
     SlowScanBroker.built = []
     monkeypatch.setattr(replay, "FETCH_PATIENCE_S", 0.05)
+    monkeypatch.setattr(replay, "FETCH_WAITS_MS", (20, 100, 500))  # the real ladder's shape, with shorter patience
 
     def use(scan_ms):
         monkeypatch.setattr(replay, "replay_consumer", lambda conn_id, wait: SlowScanBroker(wait, scan_ms))
@@ -76,8 +81,26 @@ def test_a_cached_read_is_not_fetched_again(broker):
 
 
 def test_no_answer_even_at_the_longest_wait_names_the_partition_and_offset(broker):
-    broker(scan_ms=FETCH_WAITS_MS[-1] + 1)
+    broker(scan_ms=501)
     reader = _Reader("streamflow_kafka", "transactions.raw", timeout_s=0.2)
     with pytest.raises(ReplayError, match=r"no message within 0.2 s at partition 1 offset 4"):
         reader.timestamps({1: 4})
-    assert SlowScanBroker.built == list(FETCH_WAITS_MS)
+    assert SlowScanBroker.built == [20, 100, 500]
+
+
+class OnePartitionStalls(SlowScanBroker):
+    """Partition 0 answers at every wait (and keeps streaming); partition 1 never does."""
+
+    def poll(self, timeout):
+        if any(m.partition() == 0 for m in self.queue):
+            return self.queue.pop(0)
+        return Message(0, 1_000)  # prefetched messages of partition 0, without end
+
+
+def test_a_stalled_partition_is_noticed_while_another_streams(monkeypatch):
+    monkeypatch.setattr(replay, "FETCH_PATIENCE_S", 0.05)
+    monkeypatch.setattr(replay, "FETCH_WAITS_MS", (20, 100))
+    monkeypatch.setattr(replay, "replay_consumer", lambda conn_id, wait: OnePartitionStalls(wait, 0))
+    reader = _Reader("streamflow_kafka", "transactions.raw", timeout_s=0.2)
+    with pytest.raises(ReplayError, match=r"no message within 0.2 s at partition 1 offset 9"):
+        reader.timestamps({0: 3, 1: 9})

@@ -44,7 +44,7 @@ REPLAY_CONSUMER = {"group.id": "streamflow-ops-recover-bronze", "enable.auto.com
 # search at one round trip. A broker that holds every fetch for the whole wait and answers it empty when it
 # cannot scan the partition within it (Tansu 0.6 on partitions of ~100,000 messages and more) never answers
 # a short one: a round that stays empty for FETCH_PATIENCE_S (or 4 waits) moves to the next wait.
-FETCH_WAITS_MS = (20, 100, 500, 2_500)
+FETCH_WAITS_MS = (20, 100, 250, 500, 1_000, 2_500)
 FETCH_PATIENCE_S = 1.0
 STAGE, CANDIDATES = "streamflow_recovery_stage", "streamflow_recovery_candidates"
 EXAMPLE_BYTES = 200
@@ -168,14 +168,15 @@ class _Reader:
             quiet_since = time.monotonic()
             while todo:
                 message = self.consumer.poll(min(0.2, patience))
-                if message is not None:
-                    if message.error():
-                        raise ReplayError(f"{self.topic}[{message.partition()}]: {message.error()}")
-                    offset = todo.get(message.partition())
-                    if offset is not None and message.offset() >= offset:
-                        self.cache[message.partition(), offset] = message.timestamp()[1]
-                        del todo[message.partition()]
-                        quiet_since = time.monotonic()
+                if message is not None and message.error():
+                    raise ReplayError(f"{self.topic}[{message.partition()}]: {message.error()}")
+                # Messages of partitions already answered keep coming (prefetched): only a wanted one counts
+                # as the broker answering, so one stalled partition is noticed while the others stream on.
+                offset = None if message is None else todo.get(message.partition())
+                if offset is not None and message.offset() >= offset:
+                    self.cache[message.partition(), offset] = message.timestamp()[1]
+                    del todo[message.partition()]
+                    quiet_since = time.monotonic()
                 elif time.monotonic() - quiet_since > patience:
                     if self._longer_wait():
                         break

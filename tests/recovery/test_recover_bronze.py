@@ -18,7 +18,7 @@ from sandbox import kafka as sandbox_kafka
 from sandbox.pipeline import make_event
 from streamflow_ops.config import load_config
 from streamflow_ops.recovery.bronze import parse_request
-from streamflow_ops.recovery.replay import REPLAY_CONSUMER, run_replay
+from streamflow_ops.recovery.replay import FETCH_WAITS_MS, REPLAY_CONSUMER, run_replay
 from streamflow_ops.store import Actor, AuditRecord, ensure_ops_schema, write_audit
 from tests.dagfiles import load_repo_dag
 from tests.kafka.broker import commit, create_topic, kafka_conn_env
@@ -139,6 +139,10 @@ def test_deleted_range_comes_back_byte_for_byte_and_nothing_else_moves(stream, a
     assert report.malformed_example["value"] in {m.decode() for m in MALFORMED}
     assert report.not_held is None and report.restore_instead is None
     assert all(p.offsets_by for p in parts.values())
+    # where the time went: the three phases add up to the run's time; the wait this small topic needed
+    assert set(report.phase_seconds) == {"plan", "read", "compare_insert"}
+    assert abs(sum(report.phase_seconds.values()) - report.seconds) < 0.01
+    assert report.fetch_wait_ms in FETCH_WAITS_MS
 
     # Idempotent; the Flink group never moved; the replay's group never committed anything.
     assert replay(stream, at(30), at(61), dry_run=False, run_id="again").total("inserted") == 0

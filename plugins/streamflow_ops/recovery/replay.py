@@ -98,6 +98,7 @@ class Replay:
     seconds: float = 0.0
     # where the time went: finding the offsets, reading into the stage, comparing with bronze and inserting
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    fetch_wait_ms: int = 0  # the fetch.wait.max.ms the broker needed (FETCH_WAITS_MS)
 
     def total(self, name: str) -> int:
         return sum(getattr(p, name) for p in self.partitions)
@@ -340,6 +341,7 @@ def run_replay(config: StreamflowOpsConfig, request: ReplayRequest, actor: Actor
                 _read(reader.consumer, conn, request, replay, config)
                 replay.phase_seconds["read"] = round(time.monotonic() - started - replay.phase_seconds["plan"], 3)
             finally:
+                replay.fetch_wait_ms = reader.waits[0]
                 reader.close()
             conn.execute(load_sql("recovery_candidates.sql", **ids))
             missing = {r["kafka_partition"]: r for r in dict_rows(conn, "recovery_missing.sql", **ids)}

@@ -35,6 +35,8 @@ sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 
 import psycopg  # noqa: E402
 
+from bench import write_results  # noqa: E402
+
 from sandbox import kafka, postgres  # noqa: E402
 from sandbox.pipeline import make_event  # noqa: E402
 from sandbox.proc import Layout  # noqa: E402
@@ -51,7 +53,6 @@ PRODUCTION_KAFKA_HOURS, PRODUCTION_BRONZE_DAYS = 72, 7
 # (90,000 each at the defaults). recover_bronze reads every partition side by side either way.
 PARTITIONS = int(os.environ.get("STREAMFLOW_BENCH_RECOVERY_PARTITIONS", "12"))
 TOPIC, DATABASE = "bench.transactions.raw", "bench_recovery"
-RESULTS = REPO / "bench" / "results"
 GOAL_SPEEDUP = 10.0
 COLUMNS = "transaction_id, customer_id, merchant_id, amount, currency, location, transaction_time, payload"
 DIGEST = (f"select count(*), md5(coalesce(string_agg(row({COLUMNS})::text, E'\\n' order by transaction_id), '')) "
@@ -218,11 +219,7 @@ def main() -> int:
                    "per_hour": PER_HOUR, "bronze_rows": len(events), "produce_seconds": round(produce_seconds, 1),
                    "kafka_messages": sum(1 for e in events if e["transaction_time"] >= kafka_from),
                    **_measure(dsn, kafka_from, now)}
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "recovery.json").write_text(json.dumps(results, indent=2) + "\n")
-        text = _report(results)
-        (RESULTS / "recovery.md").write_text(text)
-        print(text)
+        write_results("recovery", results, _report(results))
     finally:
         kafka.stop(klayout)
         with psycopg.connect(postgres.dsn(layout, "postgres"), autocommit=True) as conn:

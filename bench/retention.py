@@ -13,7 +13,6 @@ Run: `python -m bench retention` (or `make bench`). Starts, and afterwards stops
 """
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -25,6 +24,8 @@ sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 
 import psycopg  # noqa: E402
 
+from bench import write_results  # noqa: E402
+
 from sandbox import postgres  # noqa: E402
 from sandbox.proc import Layout  # noqa: E402
 
@@ -34,7 +35,6 @@ DAY = 86400
 START = 1_767_225_600  # 2026-01-01T00:00:00Z: partitions and the purged day align on UTC days
 CUTOFF = START + DAY
 BATCH_SIZE = 10_000
-RESULTS = REPO / "bench" / "results"
 ROUNDS = int(os.environ.get("STREAMFLOW_BENCH_ROUNDS", "3"))
 DURABILITY = ("fsync", "full_page_writes", "synchronous_commit")
 PROFILES = {"production-like": dict.fromkeys(DURABILITY, "on"), "sandbox defaults": dict.fromkeys(DURABILITY, "off")}
@@ -231,11 +231,7 @@ def main() -> int:
                 _prepare(layout)
             print(f"profile {name} ...", flush=True)
             results["profiles"][name] = {"settings": _settings(layout), **_profile(layout)}
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "retention.json").write_text(json.dumps(results, indent=2) + "\n")
-        text = _report(results)
-        (RESULTS / "retention.md").write_text(text)
-        print(text)
+        write_results("retention", results, _report(results))
     finally:
         with _admin(layout) as conn:
             for name in ("bench_plain", "bench_part", "bench_run"):

@@ -19,7 +19,6 @@ Starts, and afterwards stops, its own sandbox PostgreSQL (profile STREAMFLOW_SAN
 """
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -33,6 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 
 import psycopg  # noqa: E402
+
+from bench import write_results  # noqa: E402
 
 from sandbox import postgres  # noqa: E402
 from sandbox.proc import Layout  # noqa: E402
@@ -52,7 +53,6 @@ CUTOFF = REFERENCE - 7 * DAY
 PRODUCTION_PER_DAY = 100 * DAY  # 8.64M events a day at 100 events/s
 PRODUCTION_ROWS = DAYS * PRODUCTION_PER_DAY  # 7 days kept + the day being retired
 GOAL_S = 15 * 60
-RESULTS = REPO / "bench" / "results"
 DURABILITY = ("fsync", "full_page_writes", "synchronous_commit")
 WINDOW_STEPS = ("retention", "vacuum", "gold_refresh", "backup")
 # After the window: the dump's verification; and today's gold-only export, measured beside it.
@@ -366,11 +366,7 @@ def main() -> int:
         projection = results["projection"]
         results["projected_production_window_s"] = round(sum(projection[s]["projected_s"] for s in WINDOW_STEPS), 1)
         results["projected_verify_after_window_s"] = projection["backup_verify"]["projected_s"]
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "window_scale.json").write_text(json.dumps(results, indent=2) + "\n")
-        text = report(results)
-        (RESULTS / "window_scale.md").write_text(text)
-        print(text)
+        write_results("window_scale", results, report(results))
     finally:
         postgres.stop(layout)
     return 0
